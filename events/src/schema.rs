@@ -1,0 +1,46 @@
+//! JSON Schemas of the contracts, generated from the Rust types.
+//!
+//! `cargo run -p telepipe-events --bin gen-schemas` rewrites `schemas/`;
+//! `--check` (and the crate's drift test) fails when the committed files differ.
+
+use crate::pipeline::{
+    ClinicalEntitiesExtracted, PipelineEvent, RecordingRejected, TranscriptionStarted,
+};
+use crate::results::ResultsDocument;
+use crate::transcribe::TranscribeOutput;
+use std::path::{Path, PathBuf};
+
+/// Every generated schema: (file name, pretty JSON with a trailing newline).
+pub fn render_all() -> Vec<(String, String)> {
+    fn render<T: schemars::JsonSchema>(name: &str) -> (String, String) {
+        let schema = schemars::schema_for!(T);
+        let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialize");
+        text.push('\n');
+        (format!("{name}.schema.json"), text)
+    }
+    vec![
+        render::<TranscriptionStarted>(TranscriptionStarted::SCHEMA_NAME),
+        render::<RecordingRejected>(RecordingRejected::SCHEMA_NAME),
+        render::<ClinicalEntitiesExtracted>(ClinicalEntitiesExtracted::SCHEMA_NAME),
+        render::<ResultsDocument>("results-document"),
+        render::<TranscribeOutput>("transcribe-medical-output"),
+    ]
+}
+
+/// The `schemas/` folder of this checkout.
+pub fn schemas_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("schemas")
+}
+
+/// Names of committed schema files that differ from (or are missing against) the generated ones.
+pub fn drifted(dir: &Path) -> Vec<String> {
+    render_all()
+        .into_iter()
+        .filter(|(name, text)| {
+            std::fs::read_to_string(dir.join(name)).ok().as_deref() != Some(text.as_str())
+        })
+        .map(|(name, _)| name)
+        .collect()
+}

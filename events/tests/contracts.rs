@@ -1,0 +1,100 @@
+//! The committed schemas match the types, and every committed example parses into its
+//! type, re-serializes to the same JSON and validates against its event's rules of shape.
+
+use serde_json::Value;
+use telepipe_events::pipeline::{
+    ClinicalEntitiesExtracted, PipelineEvent, RecordingRejected, TranscriptionStarted,
+    DEFAULT_SOURCE,
+};
+use telepipe_events::results::ResultsDocument;
+use telepipe_events::schema::{drifted, schemas_dir};
+
+#[test]
+fn committed_schemas_match_the_types() {
+    let stale = drifted(&schemas_dir());
+    assert!(
+        stale.is_empty(),
+        "schemas drifted: {stale:?}; run `cargo run -p telepipe-events --bin gen-schemas`"
+    );
+}
+
+fn example(name: &str) -> Value {
+    let path = schemas_dir().join("examples").join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn round_trip_event<E: PipelineEvent>() {
+    let envelope = example(E::SCHEMA_NAME);
+    assert_eq!(envelope["source"], DEFAULT_SOURCE);
+    assert_eq!(envelope["detail-type"], E::DETAIL_TYPE);
+    let detail: E =
+        serde_json::from_value(envelope["detail"].clone()).expect("example detail parses");
+    assert_eq!(
+        serde_json::to_value(&detail).unwrap(),
+        envelope["detail"],
+        "{}",
+        E::SCHEMA_NAME
+    );
+    assert_eq!(detail.event_id().len(), 32);
+}
+
+#[test]
+fn transcription_started_example_round_trips() {
+    round_trip_event::<TranscriptionStarted>();
+}
+
+#[test]
+fn recording_rejected_example_round_trips() {
+    round_trip_event::<RecordingRejected>();
+}
+
+#[test]
+fn clinical_entities_extracted_example_round_trips() {
+    round_trip_event::<ClinicalEntitiesExtracted>();
+}
+
+#[test]
+fn results_document_example_round_trips() {
+    let value = example("results-document");
+    let doc: ResultsDocument = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&doc).unwrap(), value);
+    for entity in doc.entities.iter().chain(&doc.icd10cm).chain(&doc.rxnorm) {
+        let selected: String = doc
+            .text
+            .chars()
+            .skip(entity.begin_offset as usize)
+            .take((entity.end_offset - entity.begin_offset) as usize)
+            .collect();
+        assert_eq!(
+            selected, entity.text,
+            "offsets of {} select its text",
+            entity.id
+        );
+    }
+}
+
+#[test]
+fn event_details_have_no_text_bearing_fields() {
+    // Field names that would carry transcript, entity or key text must not exist in event schemas.
+    for name in [
+        TranscriptionStarted::SCHEMA_NAME,
+        RecordingRejected::SCHEMA_NAME,
+        ClinicalEntitiesExtracted::SCHEMA_NAME,
+    ] {
+        let text =
+            std::fs::read_to_string(schemas_dir().join(format!("{name}.schema.json"))).unwrap();
+        for forbidden in [
+            "\"text\"",
+            "\"key\"",
+            "\"transcript\"",
+            "\"content\"",
+            "\"description\"",
+        ] {
+            assert!(
+                !text.contains(forbidden),
+                "{name} schema has field {forbidden}"
+            );
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Drives a stage over an SQS batch: one span per message, panics caught, and each
+//! failure disposed of by its class.
+//!
+//! - success: the message is deleted (not reported as failed);
+//! - retryable: its visibility is set to a jittered exponential backoff on its receive
+//!   count and it is reported as a batch item failure, so it returns later;
+//! - retryable after `max_receives`, permanent, or a panic: it is sent to the
+//!   dead-letter queue at once with its reason, then deleted.
+//!
+//! Nothing is dropped: if parking or postponing fails, the message is reported as
+//! failed and the queue's own redrive policy remains the safety net.
+
+use crate::config::ConsumerConfig;
+use crate::error::{ErrorClass, StageError};
+use crate::ports::{DeadLetter, MessageQueue};
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+use tracing::{error, info, info_span, warn, Instrument};
+
+/// One received message, independent of how it was received (Lambda event, local queue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub receive_count: u32,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Received {
+    /// From a Lambda SQS record; `None` when it lacks the id or handle needed to answer for it.
+    pub fn from_lambda(message: aws_lambda_events::event::sqs::SqsMessage) -> Option<Self> {
+        let receive_count = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(1);
+        let attributes = message
+            .message_attributes
+            .iter()
+            .filter_map(|(name, value)| value.string_value.clone().map(|v| (name.clone(), v)))
+            .collect();
+        Some(Self {
+            message_id: message.message_id?,
+            receipt_handle: message.receipt_handle?,
+            body: message.body.unwrap_or_default(),
+            receive_count,
+            attributes,
+        })
+    }
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    Done,
+    RetryLater {
+        delay: Duration,
+    },
+    DeadLettered {
+        reason: String,
+    },
+    /// Could not be parked or postponed; left to the queue's redrive.
+    Failed,
+}
+
+impl Disposition {
+    /// Whether the message must be reported as a batch item failure (kept on the queue).
+    pub fn keeps_message(&self) -> bool {
+        matches!(self, Self::RetryLater { .. } | Self::Failed)
+    }
+}
+
+/// The partial batch response Lambda expects from an SQS consumer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<BatchItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+/// The visibility delay before receive number `receive_count + 1`: doubling from the
+/// base, capped, with "equal jitter" (half fixed, half random) so a burst of throttled
+/// messages does not return as a burst.
+pub fn backoff(config: &ConsumerConfig, receive_count: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(receive_count.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    let ceiling = config
+        .retry_base
+        .saturating_mul(factor)
+        .min(config.retry_max)
+        .as_secs();
+    let half = ceiling / 2;
+    Duration::from_secs(half + fastrand::u64(0..=ceiling - half))
+}
+
+/// Runs `handle` on one message and disposes of the outcome.
+pub async fn process_one<Q, F, Fut, T>(
+    stage: &'static str,
+    message: &Received,
+    queue: &Q,
+    config: &ConsumerConfig,
+    handle: F,
+) -> Disposition
+where
+    Q: MessageQueue,
+    F: FnOnce(&str) -> Fut,
+    Fut: Future<Output = Result<T, StageError>>,
+{
+    let span = info_span!("message", stage, message_id = %message.message_id, receive_count = message.receive_count);
+    async {
+        let outcome = AssertUnwindSafe(handle(&message.body)).catch_unwind().await;
+        let failure = match outcome {
+            Ok(Ok(_)) => return Disposition::Done,
+            Ok(Err(err)) => err,
+            Err(_) => {
+                // A panic is a bug: the same input would panic again, so park it now.
+                error!("stage panicked");
+                StageError::permanent("worker_panic", format!("message={}", message.message_id))
+            }
+        };
+        let exhausted = failure.is_retryable() && message.receive_count >= config.max_receives;
+        if failure.class == ErrorClass::Retryable && !exhausted {
+            let delay = backoff(config, message.receive_count);
+            warn!(error_class = "retryable", reason = %failure.reason, error = %failure, delay_secs = delay.as_secs(), "will retry");
+            if let Err(err) = queue.retry_later(&message.receipt_handle, delay.as_secs() as u32).await {
+                warn!(error = %err, "could not postpone; the queue's visibility timeout applies");
+            }
+            return Disposition::RetryLater { delay };
+        }
+        let reason = if exhausted { format!("retries_exhausted:{}", failure.reason) } else { failure.reason.clone() };
+        let letter = DeadLetter {
+            body: message.body.clone(),
+            source_message_id: message.message_id.clone(),
+            stage,
+            error_class: failure.class.as_str(),
+            reason: reason.clone(),
+            context: failure.context.clone(),
+            receive_count: message.receive_count,
+            attributes: message.attributes.clone(),
+        };
+        match queue.dead_letter(&letter).await {
+            Ok(()) => {
+                warn!(error_class = failure.class.as_str(), reason = %reason, error = %failure, "dead-lettered");
+                Disposition::DeadLettered { reason }
+            }
+            Err(err) => {
+                error!(error = %err, reason = %reason, "could not dead-letter; leaving the message to the queue's redrive");
+                Disposition::Failed
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs `handle` over a batch, one message after another (so a consumer's concurrency is
+/// exactly its downstream concurrency), and builds the partial batch response.
+pub async fn process_batch<Q, F, Fut, T>(
+    stage: &'static str,
+    messages: &[Received],
+    queue: &Q,
+    config: &ConsumerConfig,
+    handle: F,
+) -> (BatchResponse, Vec<Disposition>)
+where
+    Q: MessageQueue,
+    F: Fn(&str) -> Fut,
+    Fut: Future<Output = Result<T, StageError>>,
+{
+    let mut response = BatchResponse::default();
+    let mut dispositions = Vec::with_capacity(messages.len());
+    for message in messages {
+        let disposition = process_one(stage, message, queue, config, &handle).await;
+        if disposition.keeps_message() {
+            response.batch_item_failures.push(BatchItemFailure {
+                item_identifier: message.message_id.clone(),
+            });
+        }
+        dispositions.push(disposition);
+    }
+    info!(
+        stage,
+        messages = messages.len(),
+        failures = response.batch_item_failures.len(),
+        "batch processed"
+    );
+    (response, dispositions)
+}

@@ -1,0 +1,420 @@
+//! The `clinical` stage: a finished Transcribe Medical transcript becomes a results
+//! document of clinical entities, each mapped to its speaker and audio time, and a
+//! `Clinical Entities Extracted` event.
+//!
+//! Deterministic: the same transcript and the same engine answers produce the same
+//! document bytes and therefore the same event id, so reprocessing is harmless.
+
+pub mod chunk;
+pub mod conversation;
+
+use crate::config::ClinicalConfig;
+use crate::error::{PortErrorKind, PortResultExt, StageError};
+use crate::ports::{ClinicalNlp, EventPublisher, NlpApi, ObjectStore, OutgoingEvent, PutOptions};
+use chunk::{chunk_text, Chunk};
+use conversation::Conversation;
+use futures::stream::{self, StreamExt};
+use std::collections::BTreeMap;
+use telepipe_events::ids::{self, digest_hex, SessionId};
+use telepipe_events::pipeline::{
+    schema_version, ClinicalEntitiesExtracted, PipelineEvent, RequestCounts,
+};
+use telepipe_events::results::{
+    CharacterCounts, ClinicalEntity, ResultsDocument, TranscriptSource, Turn,
+};
+use telepipe_events::s3::{parse_notification, S3Notification, S3Record};
+use telepipe_events::transcribe::TranscribeOutput;
+use telepipe_events::SCHEMA_VERSION;
+use tracing::{field, info, info_span, Instrument};
+
+pub const STAGE: &str = "clinical";
+
+pub struct ClinicalPorts<'a, S, N, P> {
+    pub store: &'a S,
+    pub nlp: &'a N,
+    pub events: &'a P,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TranscriptOutcome {
+    Extracted {
+        job_name: String,
+        results_key: String,
+    },
+    /// Not a transcript (Transcribe's write-access check file, a delete event).
+    Ignored,
+}
+
+/// Handles one SQS message body from the transcripts bucket's notifications.
+pub async fn handle_message<S, N, P>(
+    ports: &ClinicalPorts<'_, S, N, P>,
+    config: &ClinicalConfig,
+    body: &str,
+) -> Result<Vec<TranscriptOutcome>, StageError>
+where
+    S: ObjectStore,
+    N: ClinicalNlp,
+    P: EventPublisher,
+{
+    let records = match parse_notification(body) {
+        Ok(S3Notification::TestEvent) => {
+            info!("ignoring s3:TestEvent");
+            return Ok(Vec::new());
+        }
+        Ok(S3Notification::Records(records)) => records,
+        Err(err) => {
+            return Err(StageError::permanent(
+                "malformed_notification",
+                err.to_string(),
+            ))
+        }
+    };
+    let mut outcomes = Vec::with_capacity(records.len());
+    let mut worst: Option<StageError> = None;
+    for (index, record) in records.iter().enumerate() {
+        let span = info_span!(
+            "record",
+            index,
+            session_id = field::Empty,
+            job_name = field::Empty
+        );
+        match handle_record(ports, config, record).instrument(span).await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(err) => {
+                if worst
+                    .as_ref()
+                    .is_none_or(|w| !w.is_retryable() && err.is_retryable())
+                {
+                    worst = Some(err);
+                }
+            }
+        }
+    }
+    worst.map_or(Ok(outcomes), Err)
+}
+
+/// `{prefix}{session}/{job}.json` → (session, job name).
+pub fn parse_transcript_key(prefix: &str, key: &str) -> Option<(SessionId, String)> {
+    let rest = key.strip_prefix(prefix)?;
+    let (session, file) = rest.split_once('/')?;
+    let job = file.strip_suffix(".json")?;
+    let session = SessionId::parse(session).ok()?;
+    ids::is_valid_job_name(job).then(|| (session, job.to_owned()))
+}
+
+async fn handle_record<S, N, P>(
+    ports: &ClinicalPorts<'_, S, N, P>,
+    config: &ClinicalConfig,
+    record: &S3Record,
+) -> Result<TranscriptOutcome, StageError>
+where
+    S: ObjectStore,
+    N: ClinicalNlp,
+    P: EventPublisher,
+{
+    let span = tracing::Span::current();
+    let key = match &record.key {
+        Ok(key) => key.as_str(),
+        Err(err) => return Err(StageError::permanent("invalid_key", err.to_string())),
+    };
+    // Transcribe probes the output location with a `.write_access_check_file.temp`.
+    if !record.is_object_created() || !key.ends_with(".json") {
+        info!(event_name = %record.event_name, "not a transcript object; nothing to do");
+        return Ok(TranscriptOutcome::Ignored);
+    }
+    let bucket = record.bucket.as_str();
+    let Some((session, job_name)) = parse_transcript_key(&config.transcripts_prefix, key) else {
+        return Err(StageError::permanent(
+            "unexpected_transcript_key",
+            format!(
+                "object_ref={}: key is not {}{{session_id}}/{{job_name}}.json",
+                ids::object_ref(bucket, key),
+                config.transcripts_prefix
+            ),
+        ));
+    };
+    span.record("session_id", session.as_str());
+    span.record("job_name", job_name.as_str());
+    let context = || format!("session={session} job={job_name}");
+
+    let object = match ports.store.get(bucket, key).await {
+        Err(err) if err.kind == PortErrorKind::NotFound => {
+            return Err(StageError::permanent("transcript_missing", context()));
+        }
+        other => other.context(context)?,
+    };
+    if object.bytes.len() as u64 > config.max_transcript_bytes {
+        return Err(StageError::permanent(
+            "transcript_too_large",
+            format!(
+                "{}: {} bytes exceeds {}",
+                context(),
+                object.bytes.len(),
+                config.max_transcript_bytes
+            ),
+        ));
+    }
+    let output: TranscribeOutput = serde_json::from_slice(&object.bytes).map_err(|err| {
+        // serde's message may quote transcript content; keep only where and what kind.
+        StageError::permanent(
+            "malformed_transcript",
+            format!(
+                "{}: {:?} error at line {} column {}",
+                context(),
+                err.classify(),
+                err.line(),
+                err.column()
+            ),
+        )
+    })?;
+    let conversation = Conversation::from_output(&output);
+    drop(output);
+    let source = TranscriptSource {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        etag: object.etag.clone(),
+    };
+    drop(object);
+
+    let analysis = analyze(ports.nlp, &conversation.text, config)
+        .await
+        .map_err(|err| StageError {
+            context: format!("{} {}", context(), err.context),
+            ..err
+        })?;
+    let document = assemble(
+        session.as_str(),
+        &job_name,
+        source,
+        ports.nlp.engine(),
+        &conversation,
+        analysis,
+    );
+    let bytes = serde_json::to_vec(&document).expect("results documents serialize");
+    let results_key = format!("{}{}/{}.json", config.results_prefix, session, job_name);
+    let options = PutOptions {
+        content_type: Some("application/json".to_owned()),
+        kms_key_id: config.results_kms_key_id.clone(),
+    };
+    let event = extracted_event(&document, &bytes, &config.results_bucket, &results_key);
+    ports
+        .store
+        .put(&config.results_bucket, &results_key, bytes, &options)
+        .await
+        .context(context)?;
+    ports
+        .events
+        .publish(&OutgoingEvent::from_event(&event))
+        .await
+        .context(context)?;
+    info!(
+        entities = document.entities.len(),
+        icd10cm = document.icd10cm.len(),
+        rxnorm = document.rxnorm.len(),
+        turns = document.turns.len(),
+        requests_detect = document.requests.detect_entities_v2,
+        requests_icd10cm = document.requests.infer_icd10cm,
+        requests_rxnorm = document.requests.infer_rxnorm,
+        "clinical entities extracted"
+    );
+    Ok(TranscriptOutcome::Extracted {
+        job_name,
+        results_key,
+    })
+}
+
+/// Entities per API with offsets in the full text, and what it cost.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Analysis {
+    pub by_api: BTreeMap<NlpApi, Vec<ClinicalEntity>>,
+    pub requests: RequestCounts,
+    pub characters: CharacterCounts,
+}
+
+/// Runs every API over its own chunking of `text`, `nlp_concurrency` requests at a
+/// time, retrying throttling and 5xx with jittered backoff; rebases entity offsets.
+pub async fn analyze<N: ClinicalNlp>(
+    nlp: &N,
+    text: &str,
+    config: &ClinicalConfig,
+) -> Result<Analysis, StageError> {
+    let jobs: Vec<(NlpApi, usize, Chunk<'_>)> = NlpApi::ALL
+        .into_iter()
+        .flat_map(|api| {
+            chunk_text(text, api.byte_budget())
+                .into_iter()
+                .filter(|chunk| !chunk.is_blank())
+                .enumerate()
+                .map(move |(index, chunk)| (api, index, chunk))
+        })
+        .collect();
+    let mut analysis = Analysis::default();
+    for (api, _, chunk) in &jobs {
+        let (requests, characters) = match api {
+            NlpApi::DetectEntitiesV2 => (
+                &mut analysis.requests.detect_entities_v2,
+                &mut analysis.characters.detect_entities_v2,
+            ),
+            NlpApi::InferIcd10Cm => (
+                &mut analysis.requests.infer_icd10cm,
+                &mut analysis.characters.infer_icd10cm,
+            ),
+            NlpApi::InferRxNorm => (
+                &mut analysis.requests.infer_rxnorm,
+                &mut analysis.characters.infer_rxnorm,
+            ),
+        };
+        *requests += 1;
+        *characters += u64::from(chunk.char_len);
+    }
+    let mut answers: Vec<(NlpApi, usize, Vec<ClinicalEntity>)> = Vec::with_capacity(jobs.len());
+    let mut results = stream::iter(jobs.iter().map(|&(api, index, chunk)| async move {
+        let (result, attempts) = config.nlp_retry.run(|| nlp.analyze(api, chunk.text)).await;
+        (api, index, chunk, result, attempts)
+    }))
+    .buffer_unordered(config.nlp_concurrency);
+    while let Some((api, index, chunk, result, attempts)) = results.next().await {
+        let mut entities = result.map_err(|err| {
+            StageError::from_port(
+                err,
+                format!("api={} chunk={index} attempts={attempts}", api.as_str()),
+            )
+        })?;
+        for entity in &mut entities {
+            rebase(entity, chunk.char_start);
+        }
+        answers.push((api, index, entities));
+    }
+    // Requests finish in any order; the document must not depend on it.
+    answers.sort_by_key(|(api, index, _)| (*api, *index));
+    for (api, _, entities) in answers {
+        analysis.by_api.entry(api).or_default().extend(entities);
+    }
+    Ok(analysis)
+}
+
+/// Moves chunk-relative code-point offsets onto the full text.
+pub fn rebase(entity: &mut ClinicalEntity, char_start: u32) {
+    entity.begin_offset += char_start;
+    entity.end_offset += char_start;
+    for attribute in &mut entity.attributes {
+        attribute.begin_offset += char_start;
+        attribute.end_offset += char_start;
+    }
+}
+
+/// Fills each entity's speaker, audio times and turn from the words it spans.
+pub fn locate(entity: &mut ClinicalEntity, conversation: &Conversation) {
+    let words = &conversation.words;
+    let first = words.partition_point(|w| w.end <= entity.begin_offset);
+    let past_last = words.partition_point(|w| w.begin < entity.end_offset);
+    if first < past_last {
+        let (head, tail) = (words[first], words[past_last - 1]);
+        let turn = &conversation.turns[head.turn as usize];
+        entity.speaker = Some(conversation.speakers[turn.speaker as usize].clone());
+        entity.start_ms = Some(head.start_ms);
+        entity.end_ms = Some(tail.end_ms);
+        entity.turn = Some(head.turn);
+    } else if let Some(index) = conversation
+        .turns
+        .iter()
+        .position(|t| t.begin <= entity.begin_offset && entity.begin_offset < t.end)
+    {
+        let turn = &conversation.turns[index];
+        entity.speaker = Some(conversation.speakers[turn.speaker as usize].clone());
+        entity.turn = Some(index as u32);
+    }
+}
+
+fn assemble(
+    session_id: &str,
+    job_name: &str,
+    transcript: TranscriptSource,
+    engine: telepipe_events::results::EngineInfo,
+    conversation: &Conversation,
+    mut analysis: Analysis,
+) -> ResultsDocument {
+    let mut finish = |api: NlpApi| {
+        let mut entities = analysis.by_api.remove(&api).unwrap_or_default();
+        entities.sort_by(|a, b| {
+            (a.begin_offset, a.end_offset, &a.category, &a.kind).cmp(&(
+                b.begin_offset,
+                b.end_offset,
+                &b.category,
+                &b.kind,
+            ))
+        });
+        for (n, entity) in entities.iter_mut().enumerate() {
+            entity.id = format!("{}-{n}", api.id_prefix());
+            locate(entity, conversation);
+        }
+        entities
+    };
+    let entities = finish(NlpApi::DetectEntitiesV2);
+    let icd10cm = finish(NlpApi::InferIcd10Cm);
+    let rxnorm = finish(NlpApi::InferRxNorm);
+    ResultsDocument {
+        schema_version: SCHEMA_VERSION,
+        session_id: session_id.to_owned(),
+        job_name: job_name.to_owned(),
+        transcript,
+        engine,
+        labelling: conversation.labelling,
+        speakers: conversation.speakers.clone(),
+        duration_ms: conversation.duration_ms,
+        text: conversation.text.clone(),
+        turns: conversation
+            .turns
+            .iter()
+            .map(|t| Turn {
+                speaker: conversation.speakers[t.speaker as usize].clone(),
+                start_ms: t.start_ms,
+                end_ms: t.end_ms,
+                begin_offset: t.begin,
+                end_offset: t.end,
+            })
+            .collect(),
+        entities,
+        icd10cm,
+        rxnorm,
+        requests: analysis.requests,
+        characters_sent: analysis.characters,
+    }
+}
+
+fn extracted_event(
+    document: &ResultsDocument,
+    bytes: &[u8],
+    bucket: &str,
+    key: &str,
+) -> ClinicalEntitiesExtracted {
+    let mut by_category = BTreeMap::new();
+    for entity in &document.entities {
+        *by_category.entry(entity.category.clone()).or_insert(0u32) += 1;
+    }
+    ClinicalEntitiesExtracted {
+        schema_version: schema_version(),
+        event_id: digest_hex(
+            &[ClinicalEntitiesExtracted::DETAIL_TYPE.as_bytes(), bytes],
+            16,
+        ),
+        session_id: document.session_id.clone(),
+        job_name: document.job_name.clone(),
+        results_uri: format!("s3://{bucket}/{key}"),
+        entities_by_category: by_category,
+        icd10cm_concepts: document
+            .icd10cm
+            .iter()
+            .map(|e| e.concepts.len() as u32)
+            .sum(),
+        rxnorm_concepts: document
+            .rxnorm
+            .iter()
+            .map(|e| e.concepts.len() as u32)
+            .sum(),
+        turns: document.turns.len() as u32,
+        speakers: document.speakers.len() as u32,
+        duration_ms: document.duration_ms,
+        requests: document.requests,
+    }
+}

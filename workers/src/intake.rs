@@ -1,0 +1,313 @@
+//! The `intake` stage: an S3 notification for an uploaded recording becomes a Transcribe
+//! Medical job (or a `Recording Rejected` event and a dead letter, when the upload can
+//! never be transcribed).
+//!
+//! Idempotent: the job name is derived from the object version, so a redelivered
+//! notification finds the job already started and only republishes the same event.
+
+use crate::config::IntakeConfig;
+use crate::error::{PortErrorKind, PortResultExt, StageError};
+use crate::media::{MediaFormat, SNIFF_BYTES};
+use crate::ports::{
+    EventPublisher, JobStart, MedicalJobRequest, ObjectStore, OutgoingEvent, Transcriber,
+};
+use telepipe_events::ids::{self, SessionId};
+use telepipe_events::pipeline::{
+    schema_version, PipelineEvent, RecordingRef, RecordingRejected, RejectReason,
+    TranscriptionStarted,
+};
+use telepipe_events::s3::{parse_notification, S3Notification, S3Record};
+use tracing::{field, info, info_span, warn, Instrument};
+
+/// The stage name used in dead letters, metrics and logs.
+pub const STAGE: &str = "intake";
+
+/// The ports `intake` touches.
+pub struct IntakePorts<'a, S, T, P> {
+    pub store: &'a S,
+    pub transcriber: &'a T,
+    pub events: &'a P,
+}
+
+/// What happened to one record of a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Started {
+        job_name: String,
+    },
+    AlreadyStarted {
+        job_name: String,
+    },
+    /// Not an `ObjectCreated` event (e.g. a delete): nothing to transcribe.
+    NotCreated,
+}
+
+/// Handles one SQS message body. `Ok` lists what each record led to; `Err` is the
+/// worst failure among the records (retryable wins, so the message comes back and the
+/// idempotent records are simply redone).
+pub async fn handle_message<S, T, P>(
+    ports: &IntakePorts<'_, S, T, P>,
+    config: &IntakeConfig,
+    body: &str,
+) -> Result<Vec<RecordOutcome>, StageError>
+where
+    S: ObjectStore,
+    T: Transcriber,
+    P: EventPublisher,
+{
+    let records = match parse_notification(body) {
+        Ok(S3Notification::TestEvent) => {
+            info!("ignoring s3:TestEvent");
+            return Ok(Vec::new());
+        }
+        Ok(S3Notification::Records(records)) => records,
+        Err(err) => {
+            return Err(StageError::permanent(
+                "malformed_notification",
+                err.to_string(),
+            ))
+        }
+    };
+    let mut outcomes = Vec::with_capacity(records.len());
+    let mut worst: Option<StageError> = None;
+    for (index, record) in records.iter().enumerate() {
+        let span = info_span!(
+            "record",
+            index,
+            session_id = field::Empty,
+            job_name = field::Empty,
+            object_ref = field::Empty
+        );
+        match handle_record(ports, config, record).instrument(span).await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(err) => {
+                if worst
+                    .as_ref()
+                    .is_none_or(|w| !w.is_retryable() && err.is_retryable())
+                {
+                    worst = Some(err);
+                }
+            }
+        }
+    }
+    match worst {
+        Some(err) => Err(err),
+        None => Ok(outcomes),
+    }
+}
+
+async fn handle_record<S, T, P>(
+    ports: &IntakePorts<'_, S, T, P>,
+    config: &IntakeConfig,
+    record: &S3Record,
+) -> Result<RecordOutcome, StageError>
+where
+    S: ObjectStore,
+    T: Transcriber,
+    P: EventPublisher,
+{
+    let span = tracing::Span::current();
+    if !record.is_object_created() {
+        info!(event_name = %record.event_name, "not an object-created event; nothing to do");
+        return Ok(RecordOutcome::NotCreated);
+    }
+    let bucket = record.bucket.as_str();
+    let mut rejection = Rejection {
+        events: ports.events,
+        recording: RecordingRef {
+            bucket: bucket.to_owned(),
+            object_ref: ids::object_ref(bucket, "<undecodable>"),
+            version_id: record.version_id.clone(),
+            size: record.size,
+        },
+        session_id: None,
+    };
+    let key = match &record.key {
+        Ok(key) => key.as_str(),
+        Err(err) => {
+            return Err(rejection
+                .reject(RejectReason::InvalidKey, &err.to_string())
+                .await)
+        }
+    };
+    rejection.recording.object_ref = ids::object_ref(bucket, key);
+    span.record("object_ref", rejection.recording.object_ref.as_str());
+
+    let Some((session_raw, file_name)) = key
+        .strip_prefix(config.recordings_prefix.as_str())
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(_, file)| !file.is_empty())
+    else {
+        let why = format!(
+            "key is not {}{{session_id}}/{{file}}",
+            config.recordings_prefix
+        );
+        return Err(rejection.reject(RejectReason::OutsidePrefix, &why).await);
+    };
+    let session = match SessionId::parse(session_raw) {
+        Ok(session) => session,
+        Err(err) => {
+            return Err(rejection
+                .reject(RejectReason::InvalidSessionId, &err.to_string())
+                .await)
+        }
+    };
+    span.record("session_id", session.as_str());
+    rejection.session_id = Some(session.to_string());
+
+    let Some(format) = MediaFormat::from_extension(file_name) else {
+        return Err(rejection
+            .reject(
+                RejectReason::UnsupportedFormat,
+                "extension is not a Transcribe Medical format",
+            )
+            .await);
+    };
+    let context = || {
+        format!(
+            "session={session} object_ref={}",
+            ids::object_ref(bucket, key)
+        )
+    };
+    let version = record.version_id.as_deref();
+    let head = match ports.store.head(bucket, key, version).await {
+        Err(err) if err.kind == PortErrorKind::NotFound => {
+            return Err(rejection
+                .reject(RejectReason::ObjectMissing, "object not found")
+                .await)
+        }
+        other => other.context(context)?,
+    };
+    rejection.recording.size = Some(head.size);
+    if head.size == 0 {
+        return Err(rejection
+            .reject(RejectReason::EmptyObject, "object is empty")
+            .await);
+    }
+    if head.size > config.max_recording_bytes {
+        let why = format!(
+            "{} bytes exceeds the limit of {}",
+            head.size, config.max_recording_bytes
+        );
+        return Err(rejection.reject(RejectReason::TooLarge, &why).await);
+    }
+    let leading = match ports
+        .store
+        .get_prefix(bucket, key, version, SNIFF_BYTES)
+        .await
+    {
+        Err(err) if err.kind == PortErrorKind::NotFound => {
+            return Err(rejection
+                .reject(RejectReason::ObjectMissing, "object not found")
+                .await)
+        }
+        other => other.context(context)?,
+    };
+    if !format.matches(&leading) {
+        let why = format!("leading bytes are not {}", format.as_str());
+        return Err(rejection.reject(RejectReason::FormatMismatch, &why).await);
+    }
+
+    // A versioned bucket names the exact content; otherwise the ETag does.
+    let object_version = head
+        .version_id
+        .as_deref()
+        .or(version)
+        .or(head.etag.as_deref())
+        .or(record.etag.as_deref())
+        .or(record.sequencer.as_deref())
+        .unwrap_or("");
+    let job_name = ids::job_name(&session, bucket, key, object_version);
+    span.record("job_name", job_name.as_str());
+    let output_key = format!("{}{}/{}.json", config.transcripts_prefix, session, job_name);
+    let request = MedicalJobRequest {
+        job_name: job_name.clone(),
+        media_uri: format!("s3://{bucket}/{key}"),
+        media_format: format.as_str().to_owned(),
+        output_bucket: config.transcripts_bucket.clone(),
+        output_key: output_key.clone(),
+        output_kms_key_id: config.transcripts_kms_key_id.clone(),
+        specialty: config.specialty.clone(),
+        conversation_type: config.conversation_type.clone(),
+        speakers: config.speakers,
+        language_code: "en-US".to_owned(),
+    };
+    let start = ports
+        .transcriber
+        .start_medical_job(&request)
+        .await
+        .context(|| format!("session={session} job={job_name}"))?;
+    let already_started = start == JobStart::AlreadyExists;
+    let event = TranscriptionStarted {
+        schema_version: schema_version(),
+        event_id: TranscriptionStarted::id_for(&job_name),
+        session_id: session.to_string(),
+        job_name: job_name.clone(),
+        recording: RecordingRef {
+            version_id: head.version_id.clone().or(record.version_id.clone()),
+            ..rejection.recording
+        },
+        media_format: format.as_str().to_owned(),
+        transcript_uri: format!("s3://{}/{}", config.transcripts_bucket, output_key),
+        already_started,
+    };
+    ports
+        .events
+        .publish(&OutgoingEvent::from_event(&event))
+        .await
+        .context(|| {
+            format!(
+                "session={session} job={job_name} event={}",
+                TranscriptionStarted::DETAIL_TYPE
+            )
+        })?;
+    if already_started {
+        info!(
+            media_format = format.as_str(),
+            "transcription job already existed (redelivery)"
+        );
+        Ok(RecordOutcome::AlreadyStarted { job_name })
+    } else {
+        info!(
+            media_format = format.as_str(),
+            size = head.size,
+            "transcription job started"
+        );
+        Ok(RecordOutcome::Started { job_name })
+    }
+}
+
+/// Publishes `Recording Rejected` and turns the reason into the permanent error that
+/// dead-letters the message.
+struct Rejection<'a, P> {
+    events: &'a P,
+    recording: RecordingRef,
+    session_id: Option<String>,
+}
+
+impl<P: EventPublisher> Rejection<'_, P> {
+    async fn reject(&self, reason: RejectReason, why: &str) -> StageError {
+        warn!(reason = reason.as_str(), why, "recording rejected");
+        let event = RecordingRejected {
+            schema_version: schema_version(),
+            event_id: RecordingRejected::id_for(&self.recording, reason),
+            session_id: self.session_id.clone(),
+            reason,
+            recording: self.recording.clone(),
+        };
+        let context = format!(
+            "session={} object_ref={}: {why}",
+            self.session_id.as_deref().unwrap_or("-"),
+            self.recording.object_ref
+        );
+        match self
+            .events
+            .publish(&OutgoingEvent::from_event(&event))
+            .await
+        {
+            Ok(()) => StageError::permanent(reason.as_str(), context),
+            // The rejection must be announced before the message is parked: retry it.
+            Err(err) => StageError::from_port(err, context),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! telepipe's stages and everything that drives them.
+//!
+//! - `intake`, `clinical`: the stages, plain async functions over the `ports`.
+//! - `error`: the retryable/permanent taxonomy every failure is sorted into.
+//! - `batch`: driving a stage over a queue batch (partial failures, dead letters, backoff).
+//! - `aws`: SDK adapters of the ports; `memory`: in-memory adapters.
+//! - `config`: environment variables, validated once at start-up.
+
+pub mod aws;
+pub mod batch;
+pub mod clinical;
+pub mod config;
+pub mod error;
+pub mod intake;
+pub mod lambda;
+pub mod media;
+pub mod memory;
+pub mod ports;
+pub mod retry;
+pub mod synth;
+pub mod telemetry;

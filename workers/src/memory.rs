@@ -1,0 +1,326 @@
+//! In-memory adapters of every port: the fakes of unit tests, the engine of benchmarks,
+//! and a reference for what each port promises. Failures can be scripted per call.
+
+use crate::error::{PortError, PortErrorKind};
+use crate::ports::{
+    ClinicalNlp, DeadLetter, EventPublisher, JobStart, MedicalJobRequest, MessageQueue, NlpApi,
+    ObjectBody, ObjectHead, ObjectStore, OutgoingEvent, PutOptions, Transcriber,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use telepipe_events::ids::digest_hex;
+use telepipe_events::results::{ClinicalEntity, EngineInfo};
+
+/// Scripted failures: each call pops the next entry; `None` means "behave normally".
+#[derive(Default)]
+pub struct Script(Mutex<VecDeque<Option<PortErrorKind>>>);
+
+impl Script {
+    pub fn push(&self, outcome: Option<PortErrorKind>) {
+        self.0.lock().unwrap().push_back(outcome);
+    }
+
+    fn next(&self, service: &'static str, operation: &'static str) -> Result<(), PortError> {
+        match self.0.lock().unwrap().pop_front().flatten() {
+            Some(kind) => Err(PortError::new(kind, service, operation)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub bytes: Vec<u8>,
+    pub options: PutOptions,
+}
+
+/// Buckets of objects; ETags are content digests, as S3's are for single-part uploads.
+#[derive(Default)]
+pub struct MemoryStore {
+    objects: Mutex<BTreeMap<(String, String), StoredObject>>,
+    pub failures: Script,
+}
+
+impl MemoryStore {
+    pub fn insert(&self, bucket: &str, key: &str, bytes: impl Into<Vec<u8>>) {
+        let object = StoredObject {
+            bytes: bytes.into(),
+            options: PutOptions::default(),
+        };
+        self.objects
+            .lock()
+            .unwrap()
+            .insert((bucket.to_owned(), key.to_owned()), object);
+    }
+
+    pub fn object(&self, bucket: &str, key: &str) -> Option<StoredObject> {
+        self.objects
+            .lock()
+            .unwrap()
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned()
+    }
+
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        self.objects
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|(b, _)| b == bucket)
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+
+    fn etag(bytes: &[u8]) -> String {
+        format!("\"{}\"", digest_hex(&[bytes], 16))
+    }
+
+    fn read(&self, bucket: &str, key: &str, operation: &'static str) -> Result<Vec<u8>, PortError> {
+        self.failures.next("s3", operation)?;
+        self.objects
+            .lock()
+            .unwrap()
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .map(|o| o.bytes.clone())
+            .ok_or_else(|| PortError::new(PortErrorKind::NotFound, "s3", operation))
+    }
+}
+
+impl ObjectStore for MemoryStore {
+    async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        _version_id: Option<&str>,
+    ) -> Result<ObjectHead, PortError> {
+        let bytes = self.read(bucket, key, "HeadObject")?;
+        Ok(ObjectHead {
+            size: bytes.len() as u64,
+            etag: Some(Self::etag(&bytes)),
+            version_id: None,
+        })
+    }
+
+    async fn get_prefix(
+        &self,
+        bucket: &str,
+        key: &str,
+        _version_id: Option<&str>,
+        len: u64,
+    ) -> Result<Vec<u8>, PortError> {
+        let mut bytes = self.read(bucket, key, "GetObject")?;
+        bytes.truncate(len as usize);
+        Ok(bytes)
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<ObjectBody, PortError> {
+        let bytes = self.read(bucket, key, "GetObject")?;
+        Ok(ObjectBody {
+            etag: Some(Self::etag(&bytes)),
+            bytes,
+        })
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        options: &PutOptions,
+    ) -> Result<(), PortError> {
+        self.failures.next("s3", "PutObject")?;
+        let object = StoredObject {
+            bytes: body,
+            options: options.clone(),
+        };
+        self.objects
+            .lock()
+            .unwrap()
+            .insert((bucket.to_owned(), key.to_owned()), object);
+        Ok(())
+    }
+}
+
+/// Records job requests; a repeated name answers `AlreadyExists` as Transcribe does.
+#[derive(Default)]
+pub struct MemoryTranscriber {
+    pub jobs: Mutex<BTreeMap<String, MedicalJobRequest>>,
+    pub failures: Script,
+}
+
+impl Transcriber for MemoryTranscriber {
+    async fn start_medical_job(&self, request: &MedicalJobRequest) -> Result<JobStart, PortError> {
+        self.failures
+            .next("transcribe", "StartMedicalTranscriptionJob")?;
+        let mut jobs = self.jobs.lock().unwrap();
+        if jobs.contains_key(&request.job_name) {
+            return Ok(JobStart::AlreadyExists);
+        }
+        jobs.insert(request.job_name.clone(), request.clone());
+        Ok(JobStart::Started)
+    }
+}
+
+/// Collects published events.
+#[derive(Default)]
+pub struct MemoryEvents {
+    pub published: Mutex<Vec<OutgoingEvent>>,
+    pub failures: Script,
+}
+
+impl MemoryEvents {
+    pub fn of_type(&self, detail_type: &str) -> Vec<serde_json::Value> {
+        self.published
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.detail_type == detail_type)
+            .map(|e| serde_json::from_str(&e.detail).expect("details are JSON"))
+            .collect()
+    }
+}
+
+impl EventPublisher for MemoryEvents {
+    async fn publish(&self, event: &OutgoingEvent) -> Result<(), PortError> {
+        self.failures.next("events", "PutEvents")?;
+        self.published.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+}
+
+/// Collects dead letters and postponements.
+#[derive(Default)]
+pub struct MemoryQueue {
+    pub dead_letters: Mutex<Vec<DeadLetter>>,
+    pub postponed: Mutex<Vec<(String, u32)>>,
+    pub failures: Script,
+}
+
+impl MessageQueue for MemoryQueue {
+    async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError> {
+        self.failures.next("sqs", "SendMessage")?;
+        self.dead_letters.lock().unwrap().push(letter.clone());
+        Ok(())
+    }
+
+    async fn retry_later(&self, receipt_handle: &str, delay_secs: u32) -> Result<(), PortError> {
+        self.postponed
+            .lock()
+            .unwrap()
+            .push((receipt_handle.to_owned(), delay_secs));
+        Ok(())
+    }
+}
+
+/// A term-list NLP engine: every case-insensitive occurrence of a listed term is an
+/// entity of its category (whole words only). Deterministic, and answers in the same
+/// shape as Comprehend Medical, so stage logic can be tested without it.
+pub struct KeywordNlp {
+    terms: Vec<(String, &'static str, &'static str, Option<&'static str>)>,
+    pub calls: Mutex<Vec<(NlpApi, usize)>>,
+    pub failures: Script,
+}
+
+impl KeywordNlp {
+    /// `(term, category, type, code)`: with a code, the Infer APIs report it as a concept.
+    pub fn new(terms: &[(&str, &'static str, &'static str, Option<&'static str>)]) -> Self {
+        Self {
+            terms: terms
+                .iter()
+                .map(|(t, c, k, code)| (t.to_lowercase(), *c, *k, *code))
+                .collect(),
+            calls: Mutex::default(),
+            failures: Script::default(),
+        }
+    }
+
+    /// A small clinical vocabulary used across tests and benchmarks.
+    pub fn clinical() -> Self {
+        Self::new(&[
+            ("chest pain", "MEDICAL_CONDITION", "DX_NAME", Some("R07.9")),
+            (
+                "shortness of breath",
+                "MEDICAL_CONDITION",
+                "DX_NAME",
+                Some("R06.02"),
+            ),
+            ("hypertension", "MEDICAL_CONDITION", "DX_NAME", Some("I10")),
+            ("fever", "MEDICAL_CONDITION", "DX_NAME", Some("R50.9")),
+            ("metformin", "MEDICATION", "GENERIC_NAME", Some("6809")),
+            ("lisinopril", "MEDICATION", "GENERIC_NAME", Some("29046")),
+            ("aspirin", "MEDICATION", "GENERIC_NAME", Some("1191")),
+        ])
+    }
+
+    fn find(&self, api: NlpApi, text: &str) -> Vec<ClinicalEntity> {
+        let lower: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+        let original: Vec<char> = text.chars().collect();
+        // Lower-casing can change length (e.g. 'İ'); fall back to no matches rather than misplace offsets.
+        if lower.len() != original.len() {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for (term, category, kind, code) in &self.terms {
+            let wanted = match api {
+                NlpApi::DetectEntitiesV2 => true,
+                NlpApi::InferIcd10Cm => *category == "MEDICAL_CONDITION",
+                NlpApi::InferRxNorm => *category == "MEDICATION",
+            };
+            if !wanted {
+                continue;
+            }
+            let term: Vec<char> = term.chars().collect();
+            let mut at = 0;
+            while at + term.len() <= lower.len() {
+                let boundary_before = at == 0 || !lower[at - 1].is_alphanumeric();
+                let boundary_after =
+                    at + term.len() == lower.len() || !lower[at + term.len()].is_alphanumeric();
+                if boundary_before && boundary_after && lower[at..at + term.len()] == term[..] {
+                    let concepts = match (api, code) {
+                        (NlpApi::DetectEntitiesV2, _) | (_, None) => Vec::new(),
+                        (_, Some(code)) => vec![telepipe_events::results::Concept {
+                            code: (*code).to_owned(),
+                            description: format!("concept {code}"),
+                            score: 0.9,
+                        }],
+                    };
+                    found.push(ClinicalEntity {
+                        id: String::new(),
+                        category: (*category).to_owned(),
+                        kind: (*kind).to_owned(),
+                        text: original[at..at + term.len()].iter().collect(),
+                        score: 0.99,
+                        begin_offset: at as u32,
+                        end_offset: (at + term.len()) as u32,
+                        speaker: None,
+                        start_ms: None,
+                        end_ms: None,
+                        turn: None,
+                        traits: Vec::new(),
+                        attributes: Vec::new(),
+                        concepts,
+                    });
+                    at += term.len();
+                } else {
+                    at += 1;
+                }
+            }
+        }
+        found
+    }
+}
+
+impl ClinicalNlp for KeywordNlp {
+    async fn analyze(&self, api: NlpApi, text: &str) -> Result<Vec<ClinicalEntity>, PortError> {
+        self.calls.lock().unwrap().push((api, text.len()));
+        self.failures.next("comprehendmedical", "Analyze")?;
+        Ok(self.find(api, text))
+    }
+
+    fn engine(&self) -> EngineInfo {
+        EngineInfo {
+            name: "keyword-test-engine".to_owned(),
+            drug_code_system: "RxNorm".to_owned(),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The narrow ports stages depend on. AWS adapters (`crate::aws`) implement them with
+//! the SDK; `crate::memory` implements them in memory for tests; the local runtime
+//! implements them with the filesystem, SQLite and offline engines.
+//!
+//! Futures are `Send` so any driver may spawn stage work onto a multi-threaded runtime.
+
+use crate::error::PortError;
+use std::collections::BTreeMap;
+use std::future::Future;
+use telepipe_events::pipeline::PipelineEvent;
+use telepipe_events::results::{ClinicalEntity, EngineInfo};
+
+/// Metadata of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    pub size: u64,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+}
+
+/// An object's bytes with the ETag they were read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectBody {
+    pub bytes: Vec<u8>,
+    pub etag: Option<String>,
+}
+
+/// How to store an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    pub content_type: Option<String>,
+    /// SSE-KMS key id or ARN; `None` leaves the bucket's default encryption.
+    pub kms_key_id: Option<String>,
+}
+
+/// The parts of S3 the stages use.
+pub trait ObjectStore: Send + Sync {
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> impl Future<Output = Result<ObjectHead, PortError>> + Send;
+
+    /// At most the first `len` bytes of the object (fewer if it is shorter).
+    fn get_prefix(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        len: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, PortError>> + Send;
+
+    fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<ObjectBody, PortError>> + Send;
+
+    fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        options: &PutOptions,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// How speakers are told apart in a medical transcription job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpeakerMode {
+    SpeakerLabels { max_speakers: u8 },
+    ChannelIdentification,
+}
+
+/// Everything `StartMedicalTranscriptionJob` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MedicalJobRequest {
+    pub job_name: String,
+    pub media_uri: String,
+    pub media_format: String,
+    pub output_bucket: String,
+    pub output_key: String,
+    pub output_kms_key_id: Option<String>,
+    pub specialty: String,
+    pub conversation_type: String,
+    pub speakers: SpeakerMode,
+    pub language_code: String,
+}
+
+/// Outcome of asking for a transcription job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStart {
+    Started,
+    /// A job of that name exists: an earlier delivery started it.
+    AlreadyExists,
+}
+
+pub trait Transcriber: Send + Sync {
+    fn start_medical_job(
+        &self,
+        request: &MedicalJobRequest,
+    ) -> impl Future<Output = Result<JobStart, PortError>> + Send;
+}
+
+/// The three Comprehend Medical analyses `clinical` runs, with their input budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NlpApi {
+    DetectEntitiesV2,
+    InferIcd10Cm,
+    InferRxNorm,
+}
+
+impl NlpApi {
+    pub const ALL: [NlpApi; 3] = [
+        Self::DetectEntitiesV2,
+        Self::InferIcd10Cm,
+        Self::InferRxNorm,
+    ];
+
+    /// Largest UTF-8 text, in bytes, one request may carry: DetectEntitiesV2 takes
+    /// under 20,000 bytes, the Infer APIs at most 10,000 (bytes ≥ characters, so a
+    /// byte budget also honours their character limit).
+    pub fn byte_budget(self) -> usize {
+        match self {
+            Self::DetectEntitiesV2 => 19_999,
+            Self::InferIcd10Cm | Self::InferRxNorm => 10_000,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DetectEntitiesV2 => "DetectEntitiesV2",
+            Self::InferIcd10Cm => "InferICD10CM",
+            Self::InferRxNorm => "InferRxNorm",
+        }
+    }
+
+    /// Prefix of entity ids in the results document.
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            Self::DetectEntitiesV2 => "entity",
+            Self::InferIcd10Cm => "icd10cm",
+            Self::InferRxNorm => "rxnorm",
+        }
+    }
+}
+
+/// A clinical NLP engine answering in Comprehend Medical's shape.
+///
+/// Entities come back with code-point offsets relative to `text`; `id`, `speaker`,
+/// times and `turn` are left for the stage to fill.
+pub trait ClinicalNlp: Send + Sync {
+    fn analyze(
+        &self,
+        api: NlpApi,
+        text: &str,
+    ) -> impl Future<Output = Result<Vec<ClinicalEntity>, PortError>> + Send;
+
+    fn engine(&self) -> EngineInfo;
+}
+
+/// A pipeline event ready to publish: its detail serialized once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEvent {
+    pub detail_type: &'static str,
+    pub event_id: String,
+    pub session_id: Option<String>,
+    pub detail: String,
+}
+
+impl OutgoingEvent {
+    pub fn from_event<E: PipelineEvent>(event: &E) -> Self {
+        Self {
+            detail_type: E::DETAIL_TYPE,
+            event_id: event.event_id().to_owned(),
+            session_id: event.session_id().map(str::to_owned),
+            detail: serde_json::to_string(event).expect("pipeline events serialize"),
+        }
+    }
+}
+
+pub trait EventPublisher: Send + Sync {
+    fn publish(&self, event: &OutgoingEvent) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// A message that will not succeed and is parked for an operator, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub body: String,
+    pub source_message_id: String,
+    pub stage: &'static str,
+    pub error_class: &'static str,
+    pub reason: String,
+    /// Id-only context of the failure.
+    pub context: String,
+    pub receive_count: u32,
+    /// The source message's string attributes, kept for replay.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The queue operations a consumer needs beyond receiving: park a message now, or
+/// postpone its next delivery.
+pub trait MessageQueue: Send + Sync {
+    fn dead_letter(
+        &self,
+        letter: &DeadLetter,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Makes a received message visible again after `delay_secs` instead of the queue default.
+    fn retry_later(
+        &self,
+        receipt_handle: &str,
+        delay_secs: u32,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
