@@ -16,7 +16,6 @@ use crate::ports::{DeadLetter, MessageQueue};
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 use tracing::{error, info, info_span, warn, Instrument};
@@ -105,17 +104,16 @@ pub fn backoff(config: &ConsumerConfig, receive_count: u32) -> Duration {
 }
 
 /// Runs `handle` on one message and disposes of the outcome.
-pub async fn process_one<Q, F, Fut, T>(
+pub async fn process_one<Q, F, T>(
     stage: &'static str,
     message: &Received,
     queue: &Q,
     config: &ConsumerConfig,
-    handle: F,
+    handle: &F,
 ) -> Disposition
 where
     Q: MessageQueue,
-    F: FnOnce(&str) -> Fut,
-    Fut: Future<Output = Result<T, StageError>>,
+    F: AsyncFn(&str) -> Result<T, StageError>,
 {
     let span = info_span!("message", stage, message_id = %message.message_id, receive_count = message.receive_count);
     async {
@@ -166,7 +164,7 @@ where
 
 /// Runs `handle` over a batch, one message after another (so a consumer's concurrency is
 /// exactly its downstream concurrency), and builds the partial batch response.
-pub async fn process_batch<Q, F, Fut, T>(
+pub async fn process_batch<Q, F, T>(
     stage: &'static str,
     messages: &[Received],
     queue: &Q,
@@ -175,8 +173,7 @@ pub async fn process_batch<Q, F, Fut, T>(
 ) -> (BatchResponse, Vec<Disposition>)
 where
     Q: MessageQueue,
-    F: Fn(&str) -> Fut,
-    Fut: Future<Output = Result<T, StageError>>,
+    F: AsyncFn(&str) -> Result<T, StageError>,
 {
     let mut response = BatchResponse::default();
     let mut dispositions = Vec::with_capacity(messages.len());

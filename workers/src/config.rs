@@ -139,6 +139,8 @@ impl EventsConfig {
 /// How a consumer treats failures of the messages it receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
+    /// `TELEPIPE_QUEUE_URL` (required): the queue this worker consumes, for visibility backoff.
+    pub queue_url: String,
     /// `TELEPIPE_DLQ_URL` (required): the source queue's dead-letter queue, where permanent
     /// failures are sent at once with their reason.
     pub dlq_url: String,
@@ -178,6 +180,7 @@ impl ConsumerConfig {
             });
         }
         Ok(Self {
+            queue_url: env.required("TELEPIPE_QUEUE_URL")?,
             dlq_url: env.required("TELEPIPE_DLQ_URL")?,
             max_receives,
             retry_base: Duration::from_secs(base),
@@ -368,21 +371,18 @@ mod tests {
 
     #[test]
     fn consumer_needs_a_dlq_and_sane_backoff() {
-        assert_eq!(
-            ConsumerConfig::from_env(&Env::from_pairs(&[]))
+        let variable = |pairs: &[(&str, &str)]| {
+            ConsumerConfig::from_env(&Env::from_pairs(pairs))
                 .unwrap_err()
-                .variable,
-            "TELEPIPE_DLQ_URL"
-        );
+                .variable
+        };
+        assert_eq!(variable(&[]), "TELEPIPE_QUEUE_URL");
+        assert_eq!(variable(&[("TELEPIPE_QUEUE_URL", "q")]), "TELEPIPE_DLQ_URL");
         let pairs = [
+            ("TELEPIPE_QUEUE_URL", "q"),
             ("TELEPIPE_DLQ_URL", "u"),
             ("TELEPIPE_RETRY_MAX_SECONDS", "50000"),
         ];
-        assert_eq!(
-            ConsumerConfig::from_env(&Env::from_pairs(&pairs))
-                .unwrap_err()
-                .variable,
-            "TELEPIPE_RETRY_MAX_SECONDS"
-        );
+        assert_eq!(variable(&pairs), "TELEPIPE_RETRY_MAX_SECONDS");
     }
 }

@@ -1,1 +1,191 @@
-//! AWS SDK adapters of the ports.
+//! AWS SDK adapters of the ports, and the one place SDK errors are classified.
+//!
+//! Endpoints, region and credentials follow the SDK's standard settings
+//! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_REGION`, ...), so the same
+//! binaries run against AWS, moto or LocalStack unchanged. `TELEPIPE_S3_FORCE_PATH_STYLE`
+//! (default false) is the one addition: emulators on `127.0.0.1` need path-style URLs.
+
+mod comprehend;
+mod eventbridge;
+mod s3;
+mod sqs;
+mod transcribe;
+
+pub use comprehend::ComprehendMedicalNlp;
+pub use eventbridge::EventBridgePublisher;
+pub use s3::S3Store;
+pub use sqs::SqsQueue;
+pub use transcribe::TranscribeMedical;
+
+use crate::error::{PortError, PortErrorKind};
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+
+/// The loaded SDK configuration every adapter is built from.
+#[derive(Clone)]
+pub struct AwsContext {
+    pub sdk: aws_config::SdkConfig,
+    pub s3_force_path_style: bool,
+}
+
+impl AwsContext {
+    /// Loads the SDK's standard configuration chain; reads no network.
+    pub async fn load() -> Self {
+        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let s3_force_path_style = std::env::var("TELEPIPE_S3_FORCE_PATH_STYLE")
+            .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+            .unwrap_or(false);
+        Self {
+            sdk,
+            s3_force_path_style,
+        }
+    }
+}
+
+/// Sorts an AWS error code (and, failing that, the HTTP status) into a port error kind.
+pub fn kind_from_code(code: Option<&str>, status: Option<u16>) -> PortErrorKind {
+    use PortErrorKind::*;
+    match code {
+        Some(
+            "ThrottlingException"
+            | "Throttling"
+            | "TooManyRequestsException"
+            | "SlowDown"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "ProvisionedThroughputExceededException"
+            | "AWS.SimpleQueueService.RequestThrottled",
+        ) => Throttled,
+        Some("LimitExceededException" | "ServiceQuotaExceededException") => QuotaExceeded,
+        Some(
+            "ServiceUnavailableException"
+            | "ServiceUnavailable"
+            | "InternalServerException"
+            | "InternalServerError"
+            | "InternalFailureException"
+            | "InternalFailure"
+            | "InternalError"
+            | "InternalException",
+        ) => Unavailable,
+        Some("RequestTimeout" | "RequestTimeoutException") => Timeout,
+        Some(
+            "NoSuchKey"
+            | "NotFound"
+            | "NoSuchBucket"
+            | "NoSuchVersion"
+            | "ResourceNotFoundException"
+            | "NotFoundException"
+            | "QueueDoesNotExist"
+            | "AWS.SimpleQueueService.NonExistentQueue",
+        ) => NotFound,
+        Some("ConflictException" | "ResourceAlreadyExistsException") => AlreadyExists,
+        Some(
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "UnrecognizedClientException"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "KMS.AccessDeniedException"
+            | "KMS.DisabledException"
+            | "InvalidClientTokenId",
+        ) => AccessDenied,
+        Some(
+            "InvalidRequestException"
+            | "InvalidEncodingException"
+            | "TextSizeLimitExceededException"
+            | "BadRequestException"
+            | "ValidationException"
+            | "InvalidParameterValue"
+            | "InvalidArgument"
+            | "MalformedDetail"
+            | "InvalidRange"
+            | "InvalidMessageContents"
+            | "UnsupportedOperation",
+        ) => InvalidRequest,
+        _ => match status {
+            Some(404) => NotFound,
+            Some(429) => Throttled,
+            Some(408) => Timeout,
+            Some(403) => AccessDenied,
+            Some(500..=599) => Unavailable,
+            _ => Other,
+        },
+    }
+}
+
+/// Classifies any SDK error. Keeps the error code and status, never the message.
+pub fn classify<E: ProvideErrorMetadata>(
+    err: &SdkError<E>,
+    service: &'static str,
+    operation: &'static str,
+) -> PortError {
+    let error = |kind| PortError::new(kind, service, operation);
+    match err {
+        SdkError::TimeoutError(_) => error(PortErrorKind::Timeout),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => error(PortErrorKind::Timeout),
+        SdkError::DispatchFailure(_) => error(PortErrorKind::Unavailable),
+        SdkError::ResponseError(response) => {
+            let status = response.raw().status().as_u16();
+            error(kind_from_code(None, Some(status))).with_status(status)
+        }
+        SdkError::ServiceError(service_error) => {
+            let status = service_error.raw().status().as_u16();
+            let code = service_error.err().code();
+            let mut port_error = error(kind_from_code(code, Some(status))).with_status(status);
+            if let Some(code) = code {
+                port_error = port_error.with_code(code);
+            }
+            port_error
+        }
+        // Includes credential resolution failures, which can be transient.
+        _ => error(PortErrorKind::Other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_win_over_statuses() {
+        assert_eq!(
+            kind_from_code(Some("TooManyRequestsException"), Some(400)),
+            PortErrorKind::Throttled
+        );
+        assert_eq!(
+            kind_from_code(Some("LimitExceededException"), Some(400)),
+            PortErrorKind::QuotaExceeded
+        );
+        assert_eq!(
+            kind_from_code(Some("ConflictException"), Some(409)),
+            PortErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            kind_from_code(Some("InvalidRequestException"), Some(400)),
+            PortErrorKind::InvalidRequest
+        );
+        assert_eq!(
+            kind_from_code(Some("NoSuchKey"), Some(404)),
+            PortErrorKind::NotFound
+        );
+        assert_eq!(
+            kind_from_code(Some("InternalServerException"), Some(500)),
+            PortErrorKind::Unavailable
+        );
+    }
+
+    #[test]
+    fn statuses_classify_unknown_codes() {
+        assert_eq!(kind_from_code(None, Some(404)), PortErrorKind::NotFound);
+        assert_eq!(kind_from_code(None, Some(503)), PortErrorKind::Unavailable);
+        assert_eq!(
+            kind_from_code(Some("Weird"), Some(429)),
+            PortErrorKind::Throttled
+        );
+        assert_eq!(
+            kind_from_code(Some("Weird"), Some(400)),
+            PortErrorKind::Other
+        );
+    }
+}
