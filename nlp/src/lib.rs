@@ -1,0 +1,1 @@
+//! Offline clinical NLP (skeleton; being written).

@@ -1,0 +1,1 @@
+//! Offline Whisper transcription (skeleton; being written).
