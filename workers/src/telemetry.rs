@@ -5,27 +5,45 @@
 //! held at `warn` unless named explicitly, because their trace output can include
 //! request bodies, which may hold PHI.
 
+use tracing::Subscriber;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-pub fn filter_from_env() -> EnvFilter {
-    let directives = std::env::var("LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+/// The filter for `directives` (e.g. `debug`), with the SDK's crates guarded.
+pub fn filter(directives: &str) -> EnvFilter {
     let guarded = if directives.contains("aws_") || directives.contains("hyper") {
-        directives
+        directives.to_owned()
     } else {
         format!("{directives},aws_smithy_runtime=warn,aws_smithy_http=warn,aws_config=warn,aws_sdk_s3=warn,hyper=warn,rustls=warn")
     };
     EnvFilter::try_new(&guarded).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// Installs the JSON subscriber writing to stdout (CloudWatch Logs on Lambda).
-pub fn init_json_logging() {
+pub fn filter_from_env() -> EnvFilter {
+    filter(
+        &std::env::var("LOG_LEVEL")
+            .or_else(|_| std::env::var("RUST_LOG"))
+            .unwrap_or_else(|_| "info".into()),
+    )
+}
+
+/// The JSON subscriber every worker logs through, writing to `writer`.
+pub fn json_subscriber<W>(writer: W, filter: EnvFilter) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter_from_env())
+        .with_writer(writer)
+        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(true)
         .with_target(false)
-        .init();
+        .finish()
+}
+
+/// Installs the JSON subscriber on stdout (CloudWatch Logs on Lambda).
+pub fn init_json_logging() {
+    tracing::subscriber::set_global_default(json_subscriber(std::io::stdout, filter_from_env()))
+        .expect("logging is initialised once");
 }

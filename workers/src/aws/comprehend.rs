@@ -4,7 +4,7 @@
 //! is the single place throttling is retried, so attempts do not multiply.
 
 use super::{classify, AwsContext};
-use crate::error::PortError;
+use crate::error::{PortError, PortErrorKind};
 use crate::ports::{ClinicalNlp, NlpApi};
 use aws_sdk_comprehendmedical::config::retry::RetryConfig;
 use aws_sdk_comprehendmedical::Client;
@@ -28,6 +28,33 @@ impl ComprehendMedicalNlp {
     pub fn from_client(client: Client) -> Self {
         Self { client }
     }
+}
+
+/// Classifies by the modeled error variant first (exact even when a response carries no
+/// error code), then by code and status.
+macro_rules! classify_modeled {
+    ($err:expr, $operation:literal) => {{
+        let err = $err;
+        let modeled = err.as_service_error().and_then(|e| {
+            if e.is_too_many_requests_exception() {
+                Some(PortErrorKind::Throttled)
+            } else if e.is_service_unavailable_exception() || e.is_internal_server_exception() {
+                Some(PortErrorKind::Unavailable)
+            } else if e.is_invalid_request_exception()
+                || e.is_invalid_encoding_exception()
+                || e.is_text_size_limit_exceeded_exception()
+            {
+                Some(PortErrorKind::InvalidRequest)
+            } else {
+                None
+            }
+        });
+        let mut port_error = classify(&err, "comprehendmedical", $operation);
+        if let Some(kind) = modeled {
+            port_error.kind = kind;
+        }
+        port_error
+    }};
 }
 
 fn offset(value: Option<i32>) -> u32 {
@@ -108,7 +135,6 @@ macro_rules! attribute {
 
 impl ClinicalNlp for ComprehendMedicalNlp {
     async fn analyze(&self, api: NlpApi, text: &str) -> Result<Vec<ClinicalEntity>, PortError> {
-        const SERVICE: &str = "comprehendmedical";
         match api {
             NlpApi::DetectEntitiesV2 => {
                 let output = self
@@ -117,7 +143,7 @@ impl ClinicalNlp for ComprehendMedicalNlp {
                     .text(text)
                     .send()
                     .await
-                    .map_err(|e| classify(&e, SERVICE, "DetectEntitiesV2"))?;
+                    .map_err(|e| classify_modeled!(e, "DetectEntitiesV2"))?;
                 Ok(output
                     .entities()
                     .iter()
@@ -141,7 +167,7 @@ impl ClinicalNlp for ComprehendMedicalNlp {
                     .text(text)
                     .send()
                     .await
-                    .map_err(|e| classify(&e, SERVICE, "InferICD10CM"))?;
+                    .map_err(|e| classify_modeled!(e, "InferICD10CM"))?;
                 Ok(output
                     .entities()
                     .iter()
@@ -165,7 +191,7 @@ impl ClinicalNlp for ComprehendMedicalNlp {
                     .text(text)
                     .send()
                     .await
-                    .map_err(|e| classify(&e, SERVICE, "InferRxNorm"))?;
+                    .map_err(|e| classify_modeled!(e, "InferRxNorm"))?;
                 Ok(output
                     .entities()
                     .iter()

@@ -54,7 +54,19 @@ impl Transcriber for TranscribeMedical {
         match result {
             Ok(_) => Ok(JobStart::Started),
             Err(err) => {
-                let error = classify(&err, "transcribe", "StartMedicalTranscriptionJob");
+                let mut error = classify(&err, "transcribe", "StartMedicalTranscriptionJob");
+                if let Some(modeled) = err.as_service_error() {
+                    if modeled.is_conflict_exception() {
+                        error.kind = PortErrorKind::AlreadyExists;
+                    } else if modeled.is_limit_exceeded_exception() {
+                        // Too many concurrent jobs (or requests): the pipeline's own throttle signal.
+                        error.kind = PortErrorKind::QuotaExceeded;
+                    } else if modeled.is_internal_failure_exception() {
+                        error.kind = PortErrorKind::Unavailable;
+                    } else if modeled.is_bad_request_exception() {
+                        error.kind = PortErrorKind::InvalidRequest;
+                    }
+                }
                 if error.kind == PortErrorKind::AlreadyExists {
                     Ok(JobStart::AlreadyExists)
                 } else {

@@ -29,6 +29,9 @@ use tracing::{field, info, info_span, Instrument};
 
 pub const STAGE: &str = "clinical";
 
+/// What Transcribe writes to test access to its output location; not a transcript.
+pub const TRANSCRIBE_PROBE_FILE: &str = ".write_access_check_file.temp";
+
 pub struct ClinicalPorts<'a, S, N, P> {
     pub store: &'a S,
     pub nlp: &'a N,
@@ -117,8 +120,9 @@ where
         Ok(key) => key.as_str(),
         Err(err) => return Err(StageError::permanent("invalid_key", err.to_string())),
     };
-    // Transcribe probes the output location with a `.write_access_check_file.temp`.
-    if !record.is_object_created() || !key.ends_with(".json") {
+    // Transcribe probes its output location with this file before writing the transcript.
+    let is_probe = key.rsplit('/').next() == Some(TRANSCRIBE_PROBE_FILE);
+    if !record.is_object_created() || is_probe {
         info!(event_name = %record.event_name, "not a transcript object; nothing to do");
         return Ok(TranscriptOutcome::Ignored);
     }

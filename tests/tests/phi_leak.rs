@@ -1,0 +1,222 @@
+//! No PHI in logs or events: a transcript full of distinctive marker phrases, a file name
+//! with a patient's name, and failures on content holding markers, pushed through both
+//! stages with logging captured at the most verbose level through the production JSON
+//! subscriber. No marker may appear in any log line or published event.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use telepipe_events::s3::encode_key;
+use telepipe_workers::batch::{process_batch, Received};
+use telepipe_workers::clinical::{self, ClinicalPorts};
+use telepipe_workers::config::{ClinicalConfig, ConsumerConfig, Env, IntakeConfig};
+use telepipe_workers::intake::{self, IntakePorts};
+use telepipe_workers::memory::{
+    KeywordNlp, MemoryEvents, MemoryQueue, MemoryStore, MemoryTranscriber,
+};
+use telepipe_workers::telemetry::{filter, json_subscriber};
+
+const MARKERS: [&str; 6] = [
+    "Quenby",
+    "Marisol",
+    "zebraquartz",
+    "Xylophonia",
+    "4417-PHI",
+    "glimmerstone",
+];
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn word(content: &str, start_ms: u64) -> serde_json::Value {
+    serde_json::json!({"start_time": format!("{}.{:03}", start_ms / 1000, start_ms % 1000),
+        "end_time": format!("{}.{:03}", (start_ms + 300) / 1000, (start_ms + 300) % 1000),
+        "alternatives": [{"confidence": "0.9", "content": content}], "type": "pronunciation"})
+}
+
+fn marker_transcript() -> String {
+    let sentence = "Marisol Quenby reports zebraquartz syndrome and takes glimmerstone for Xylophonia 4417-PHI";
+    let mut items = Vec::new();
+    let mut clock = 0;
+    for _ in 0..30 {
+        for w in sentence.split(' ') {
+            items.push(word(w, clock));
+            clock += 400;
+        }
+        items.push(serde_json::json!({"alternatives": [{"confidence": "0.0", "content": "."}], "type": "punctuation"}));
+    }
+    serde_json::json!({"jobName": "j", "results": {"transcripts": [{"transcript": sentence}], "items": items}}).to_string()
+}
+
+fn notification(bucket: &str, key: &str) -> String {
+    serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": encode_key(key)}}}]})
+    .to_string()
+}
+
+fn received(id: &str, body: String) -> Received {
+    Received {
+        message_id: id.into(),
+        receipt_handle: id.into(),
+        body,
+        receive_count: 1,
+        attributes: Default::default(),
+    }
+}
+
+#[test]
+fn no_marker_reaches_logs_or_events() {
+    let captured = Captured::default();
+    let subscriber = json_subscriber(captured.clone(), filter("trace"));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let store = MemoryStore::default();
+    let events = MemoryEvents::default();
+    let queue = MemoryQueue::default();
+    let consumer = ConsumerConfig::from_env(&Env::from_pairs(&[
+        ("TELEPIPE_QUEUE_URL", "q"),
+        ("TELEPIPE_DLQ_URL", "d"),
+    ]))
+    .unwrap();
+
+    // intake: a good upload and a renamed text file, both named after the patient.
+    let mut wav = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
+    wav.extend(vec![0u8; 500]);
+    store.insert("rec", "recordings/s-1/Marisol Quenby zebraquartz.wav", wav);
+    store.insert(
+        "rec",
+        "recordings/s-1/Marisol Quenby notes.wav",
+        b"Xylophonia glimmerstone 4417-PHI".repeat(10),
+    );
+    let transcriber = MemoryTranscriber::default();
+    let intake_ports = IntakePorts {
+        store: &store,
+        transcriber: &transcriber,
+        events: &events,
+    };
+    let intake_config =
+        IntakeConfig::from_env(&Env::from_pairs(&[("TELEPIPE_TRANSCRIPTS_BUCKET", "tr")])).unwrap();
+    let messages = [
+        received(
+            "m1",
+            notification("rec", "recordings/s-1/Marisol Quenby zebraquartz.wav"),
+        ),
+        received(
+            "m2",
+            notification("rec", "recordings/s-1/Marisol Quenby notes.wav"),
+        ),
+        received("m3", notification("rec", "recordings/Marisol Quenby/x.wav")),
+    ];
+    runtime.block_on(process_batch(
+        intake::STAGE,
+        &messages,
+        &queue,
+        &consumer,
+        async |body: &str| intake::handle_message(&intake_ports, &intake_config, body).await,
+    ));
+
+    // clinical: a transcript of markers whose entities are markers, and a malformed one.
+    store.insert("tr", "transcripts/s-1/job-1.json", marker_transcript());
+    store.insert(
+        "tr",
+        "transcripts/s-1/job-2.json",
+        "{\"results\": {\"items\": [Marisol Quenby zebraquartz",
+    );
+    let nlp = KeywordNlp::new(&[
+        (
+            "zebraquartz syndrome",
+            "MEDICAL_CONDITION",
+            "DX_NAME",
+            Some("Q99.9"),
+        ),
+        ("glimmerstone", "MEDICATION", "GENERIC_NAME", Some("4417")),
+        ("Xylophonia", "MEDICAL_CONDITION", "DX_NAME", None),
+    ]);
+    let clinical_ports = ClinicalPorts {
+        store: &store,
+        nlp: &nlp,
+        events: &events,
+    };
+    let clinical_config =
+        ClinicalConfig::from_env(&Env::from_pairs(&[("TELEPIPE_RESULTS_BUCKET", "res")])).unwrap();
+    let messages = [
+        received("m4", notification("tr", "transcripts/s-1/job-1.json")),
+        received("m5", notification("tr", "transcripts/s-1/job-2.json")),
+    ];
+    runtime.block_on(process_batch(
+        clinical::STAGE,
+        &messages,
+        &queue,
+        &consumer,
+        async |body: &str| clinical::handle_message(&clinical_ports, &clinical_config, body).await,
+    ));
+
+    // The pipeline really carried the markers: entities were found and documents written.
+    let doc = store
+        .object("res", "clinical/s-1/job-1.json")
+        .expect("results written")
+        .bytes;
+    assert!(String::from_utf8_lossy(&doc).contains("zebraquartz syndrome"));
+    assert_eq!(
+        queue.dead_letters.lock().unwrap().len(),
+        3,
+        "rejected, bad session, malformed transcript"
+    );
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.lines().count() >= 5, "logging was captured: {logs}");
+    assert!(
+        logs.contains("\"message_id\":\"m4\"") && logs.contains("\"session_id\":\"s-1\""),
+        "ids are logged"
+    );
+    let published: Vec<String> = events
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.detail.clone())
+        .collect();
+    assert!(published.len() >= 3);
+    for marker in MARKERS {
+        let lower = marker.to_lowercase();
+        for (n, line) in logs.lines().enumerate() {
+            assert!(
+                !line.to_lowercase().contains(&lower),
+                "marker {marker} in log line {n}: {line}"
+            );
+        }
+        for detail in &published {
+            assert!(
+                !detail.to_lowercase().contains(&lower),
+                "marker {marker} in event {detail}"
+            );
+        }
+        for letter in queue.dead_letters.lock().unwrap().iter() {
+            assert!(
+                !letter.context.to_lowercase().contains(&lower),
+                "marker {marker} in dead-letter context"
+            );
+            assert!(!letter.reason.to_lowercase().contains(&lower));
+        }
+    }
+}
