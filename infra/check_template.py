@@ -15,10 +15,14 @@ on success; on failure prints every problem and exits 1.
      that section's variables;
    - "TELEPIPE_..." literals anywhere else in workers/src (non-test code) and LOG_LEVEL
      (workers/src/telemetry.rs) are read by every binary.
+4. Every AWS::Events::Rule's EventPattern equals the pattern declared for that resource
+   in infra/event-rules.json (the single declaration the local runtime's bus also routes
+   by), and every rule declared there exists in the template.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -105,6 +109,20 @@ def main() -> int:
             if not isinstance(pattern, dict) or has_intrinsic(pattern):
                 problems.append(f"{name}: EventPattern must be plain JSON (no Ref / Fn::)")
 
+    # 4. rule patterns agree with infra/event-rules.json
+    declared = {r["resource"]: r["pattern"] for r in json.loads((ROOT / "infra" / "event-rules.json").read_text())["rules"]}
+    for name, resource in resources.items():
+        if resource.get("Type") != "AWS::Events::Rule":
+            continue
+        pattern = (resource.get("Properties") or {}).get("EventPattern")
+        if name not in declared:
+            problems.append(f"{name}: rule not declared in infra/event-rules.json")
+        elif json.loads(json.dumps(pattern)) != declared[name]:
+            problems.append(f"{name}: EventPattern differs from infra/event-rules.json")
+    for name in declared:
+        if resources.get(name, {}).get("Type") != "AWS::Events::Rule":
+            problems.append(f"infra/event-rules.json declares {name}, which the template lacks")
+
     # 3. environment variables per function
     sections = config_sections(WORKERS / "config.rs")
     shared = shared_variables()
@@ -147,7 +165,8 @@ def main() -> int:
             print(f"{path}: {problem}")
         return 1
     print(
-        f"template rules: ok ({skips} checkov skips with reasons, {patterns} plain event patterns, "
+        f"template rules: ok ({skips} checkov skips with reasons, {patterns} plain event patterns "
+        f"({len(declared)} rules as in event-rules.json), "
         f"worker variables set: {', '.join(summary)})"
     )
     return 0

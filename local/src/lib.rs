@@ -1,1 +1,18 @@
-//! The local runtime (being written).
+//! telepipe's local runtime: the pipeline in one process, offline.
+//!
+//! The stages and batch driver are the Lambda workers' own (`telepipe-workers`); this
+//! crate supplies the other side of each port — a filesystem object store with S3
+//! notifications (`store`), durable SQLite queues (`queue`), an EventBridge-compatible
+//! bus (`bus`, `pattern`), a local transcriber running Whisper (`transcriber`) and an
+//! offline clinical NLP engine (`nlp`) — and `runtime`, which drives them.
+
+pub mod bus;
+pub mod db;
+pub mod faults;
+pub mod nlp;
+pub mod pattern;
+pub mod queue;
+pub mod runtime;
+pub mod status;
+pub mod store;
+pub mod transcriber;

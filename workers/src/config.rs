@@ -37,6 +37,24 @@ impl<'a> Env<'a> {
         }
     }
 
+    /// The process environment, falling back to `defaults` for unset variables (how the
+    /// local runtime supplies its own queue names while honouring every documented variable).
+    pub fn process_with_defaults(defaults: &'a [(&'a str, &'a str)]) -> Self {
+        Self {
+            lookup: Box::new(move |name| {
+                std::env::var(name)
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+                    .or_else(|| {
+                        defaults
+                            .iter()
+                            .find(|(k, _)| *k == name)
+                            .map(|(_, v)| (*v).to_owned())
+                    })
+            }),
+        }
+    }
+
     pub fn from_pairs(pairs: &'a [(&'a str, &'a str)]) -> Self {
         Self {
             lookup: Box::new(move |name| {

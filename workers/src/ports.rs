@@ -199,6 +199,41 @@ pub struct DeadLetter {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// Message attribute holding the dead-letter reason (for filtering replays).
+pub const ATTR_REASON: &str = "telepipe.reason";
+/// Message attribute holding the stage that parked the message.
+pub const ATTR_STAGE: &str = "telepipe.stage";
+/// Message attribute holding the rest of the dead-letter record as JSON.
+pub const ATTR_DEAD_LETTER: &str = "telepipe.dead-letter";
+/// SQS allows 10 message attributes; telepipe's own take 3, the source's keep the rest.
+pub const MAX_KEPT_ATTRIBUTES: usize = 7;
+
+impl DeadLetter {
+    /// The message attributes a dead letter carries on any queue: telepipe's three, then
+    /// up to `MAX_KEPT_ATTRIBUTES` of the source message's own.
+    pub fn attributes(&self) -> BTreeMap<String, String> {
+        let details = serde_json::json!({
+            "stage": self.stage,
+            "error_class": self.error_class,
+            "reason": self.reason,
+            "context": self.context,
+            "source_message_id": self.source_message_id,
+            "receive_count": self.receive_count,
+        });
+        let mut attributes: BTreeMap<String, String> = self
+            .attributes
+            .iter()
+            .filter(|(name, _)| !name.starts_with("telepipe."))
+            .take(MAX_KEPT_ATTRIBUTES)
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        attributes.insert(ATTR_REASON.to_owned(), self.reason.clone());
+        attributes.insert(ATTR_STAGE.to_owned(), self.stage.to_owned());
+        attributes.insert(ATTR_DEAD_LETTER.to_owned(), details.to_string());
+        attributes
+    }
+}
+
 /// The queue operations a consumer needs beyond receiving: park a message now, or
 /// postpone its next delivery.
 pub trait MessageQueue: Send + Sync {

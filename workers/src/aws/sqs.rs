@@ -7,12 +7,6 @@ use crate::ports::{DeadLetter, MessageQueue};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 
-/// SQS allows 10 message attributes; telepipe's own take 3, the source's keep the rest.
-pub const MAX_KEPT_ATTRIBUTES: usize = 7;
-pub const ATTR_REASON: &str = "telepipe.reason";
-pub const ATTR_STAGE: &str = "telepipe.stage";
-pub const ATTR_DEAD_LETTER: &str = "telepipe.dead-letter";
-
 #[derive(Clone)]
 pub struct SqsQueue {
     client: Client,
@@ -48,29 +42,13 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
 
 impl MessageQueue for SqsQueue {
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PortError> {
-        let details = serde_json::json!({
-            "stage": letter.stage,
-            "error_class": letter.error_class,
-            "reason": letter.reason,
-            "context": letter.context,
-            "source_message_id": letter.source_message_id,
-            "receive_count": letter.receive_count,
-        });
         let mut request = self
             .client
             .send_message()
             .queue_url(&self.dlq_url)
-            .message_body(&letter.body)
-            .message_attributes(ATTR_REASON, string_attribute(&letter.reason))
-            .message_attributes(ATTR_STAGE, string_attribute(letter.stage))
-            .message_attributes(ATTR_DEAD_LETTER, string_attribute(&details.to_string()));
-        for (name, value) in letter
-            .attributes
-            .iter()
-            .filter(|(n, _)| !n.starts_with("telepipe."))
-            .take(MAX_KEPT_ATTRIBUTES)
-        {
-            request = request.message_attributes(name, string_attribute(value));
+            .message_body(&letter.body);
+        for (name, value) in letter.attributes() {
+            request = request.message_attributes(name, string_attribute(&value));
         }
         request
             .send()

@@ -1,0 +1,480 @@
+//! `telepipe`: the local pipeline on this machine, offline.
+//!
+//! - `telepipe demo`: runs the bundled sample recordings through every stage in a fresh
+//!   data directory and prints what came out;
+//! - `telepipe run --data-dir DIR`: the long-running runtime; drop a recording into
+//!   `DIR/buckets/recordings/recordings/{session_id}/` to start the chain;
+//! - `telepipe status`: where each recording is, queue depths and dead letters.
+
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+use telepipe_events::results::ResultsDocument;
+use telepipe_local::db::Db;
+use telepipe_local::nlp::OfflineNlp;
+use telepipe_local::queue::Queues;
+use telepipe_local::runtime::{DirLock, LocalError, Pipeline, RECORDINGS_BUCKET, RESULTS_BUCKET};
+use telepipe_local::status::{self, format_time, RecordingStatus};
+use telepipe_whisper::{WhisperEngine, WhisperOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "telepipe",
+    version,
+    about = "telepipe's pipeline on this machine: recordings → transcripts → clinical entities, offline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bundled sample recordings through every stage in a fresh data directory and print the results.
+    Demo {
+        /// Where to put the run (must not exist yet or be empty). Default: .data/demo-<time>.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Folder of .wav recordings to use.
+        #[arg(long, default_value = "samples")]
+        samples: PathBuf,
+        #[command(flatten)]
+        engines: EngineArgs,
+    },
+    /// Run the local pipeline until Ctrl-C; recordings dropped into DIR/buckets/recordings/recordings/{session_id}/ are processed.
+    Run {
+        /// The data directory (created if missing).
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        engines: EngineArgs,
+    },
+    /// Show where each recording is, since when, any error, and the queues.
+    Status {
+        /// The data directory of a `run` or `demo`.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Only this session.
+        #[arg(long)]
+        session: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct EngineArgs {
+    /// whisper.cpp model file (scripts/fetch-whisper-model.sh makes it). Env: TELEPIPE_WHISPER_MODEL.
+    #[arg(
+        long,
+        env = "TELEPIPE_WHISPER_MODEL",
+        default_value = "models/ggml-tiny.en.bin"
+    )]
+    model: PathBuf,
+    /// Offline NLP data folder (scripts/build-nlp-data.sh makes it). Env: TELEPIPE_NLP_DATA.
+    #[arg(long, env = "TELEPIPE_NLP_DATA", default_value = "data/nlp/generated")]
+    nlp_data: PathBuf,
+    /// Whisper threads (1 is steadiest on a busy 2-core machine). Env: TELEPIPE_WHISPER_THREADS.
+    #[arg(long, env = "TELEPIPE_WHISPER_THREADS", default_value_t = 1)]
+    threads: usize,
+    /// Vocabulary prompt for Whisper (drug and condition names). Env: TELEPIPE_WHISPER_PROMPT.
+    #[arg(long, env = "TELEPIPE_WHISPER_PROMPT")]
+    prompt: Option<String>,
+}
+
+/// A relative default that does not exist here is looked up in the checkout the binary was built from.
+fn resolve(path: &Path) -> PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    let in_checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+    if in_checkout.exists() {
+        in_checkout
+    } else {
+        path.to_path_buf()
+    }
+}
+
+type LocalPipeline = Pipeline<OfflineNlp, WhisperEngine>;
+
+fn open(data_dir: &Path, engines: &EngineArgs) -> Result<LocalPipeline, String> {
+    let nlp_dir = resolve(&engines.nlp_data);
+    let started = Instant::now();
+    let nlp = telepipe_nlp::Engine::load(&nlp_dir)
+        .map_err(|e| format!("{e}\n  (build it with scripts/build-nlp-data.sh)"))?;
+    let nlp_ms = started.elapsed().as_millis();
+    let model = resolve(&engines.model);
+    let mut options = WhisperOptions {
+        threads: engines.threads.max(1),
+        ..WhisperOptions::default()
+    };
+    if let Some(prompt) = &engines.prompt {
+        options.initial_prompt = Some(prompt.clone());
+    }
+    let started = Instant::now();
+    let whisper = WhisperEngine::load(&model, options)
+        .map_err(|e| format!("{e}\n  (fetch it with scripts/fetch-whisper-model.sh)"))?;
+    eprintln!(
+        "engines ready: clinical NLP from {} in {nlp_ms} ms, Whisper {} in {} ms",
+        nlp_dir.display(),
+        model.display(),
+        started.elapsed().as_millis()
+    );
+    Pipeline::open(data_dir, OfflineNlp(Arc::new(nlp)), Arc::new(whisper))
+        .map_err(|e: LocalError| e.to_string())
+}
+
+fn session_id_for(file: &Path) -> String {
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("sample");
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("demo-{clean}")
+}
+
+fn print_progress(
+    started: Instant,
+    before: &mut BTreeMap<(String, String), &'static str>,
+    now: &[RecordingStatus],
+) {
+    for status in now {
+        let key = (status.session_id.clone(), status.reference.clone());
+        if before.get(&key) != Some(&status.stage) {
+            let error = status
+                .error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            eprintln!(
+                "[{:>6.1}s] {:<32} {}{error}",
+                started.elapsed().as_secs_f64(),
+                status.session_id,
+                status.stage
+            );
+            before.insert(key, status.stage);
+        }
+    }
+}
+
+async fn demo(
+    data_dir: Option<PathBuf>,
+    samples: &Path,
+    engines: &EngineArgs,
+) -> Result<bool, String> {
+    let samples = resolve(samples);
+    let mut wavs: Vec<PathBuf> = std::fs::read_dir(&samples)
+        .map_err(|e| format!("samples folder {}: {e}", samples.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("wav")))
+        .collect();
+    wavs.sort();
+    if wavs.is_empty() {
+        return Err(format!(
+            "samples folder {} holds no .wav recordings",
+            samples.display()
+        ));
+    }
+    let data_dir = data_dir.unwrap_or_else(|| {
+        let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S").to_string();
+        PathBuf::from(".data").join(format!("demo-{stamp}"))
+    });
+    if data_dir.exists()
+        && std::fs::read_dir(&data_dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(format!(
+            "data directory {} is not empty: the demo needs a fresh one",
+            data_dir.display()
+        ));
+    }
+    let pipeline = open(&data_dir, engines)?;
+    let _lock = DirLock::acquire(&data_dir).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut uploaded = Vec::new();
+    for wav in &wavs {
+        let session = session_id_for(wav);
+        let name = wav
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("recording.wav");
+        let key = format!("{}{session}/{name}", pipeline.intake.recordings_prefix);
+        let bytes = std::fs::read(wav).map_err(|e| format!("{}: {e}", wav.display()))?;
+        pipeline
+            .store
+            .put_if_absent(RECORDINGS_BUCKET, &key, &bytes)
+            .map_err(|e| format!("uploading {}: {e}", wav.display()))?;
+        uploaded.push((session, name.to_owned(), started.elapsed()));
+    }
+    eprintln!(
+        "uploaded {} recordings into {}",
+        uploaded.len(),
+        data_dir.display()
+    );
+    let mut seen = BTreeMap::new();
+    pipeline
+        .run_until_idle(|_| {
+            if let Ok(now) = status::recordings(&pipeline.db, &pipeline.queues, None) {
+                print_progress(started, &mut seen, &now);
+            }
+        })
+        .await
+        .map_err(|e| format!("pipeline stopped: {e}"))?;
+    let wall = started.elapsed();
+    let statuses =
+        status::recordings(&pipeline.db, &pipeline.queues, None).map_err(|e| e.to_string())?;
+
+    println!();
+    println!(
+        "{:<28} {:>9} {:>10} {:>9} {:>6} {:>5} {:>5}  {:<28} {}",
+        "session",
+        "intake",
+        "transcribe",
+        "clinical",
+        "words",
+        "cond",
+        "meds",
+        "ICD-10-CM",
+        "drugs"
+    );
+    let mut all_ok = true;
+    let mut outputs = Vec::new();
+    for (session, name, _) in &uploaded {
+        let Some(status) = statuses.iter().find(|s| &s.session_id == session) else {
+            println!("{session:<28} no record of {name}");
+            all_ok = false;
+            continue;
+        };
+        let at = |stage: &str| {
+            status
+                .timeline
+                .iter()
+                .find(|(s, _)| *s == stage)
+                .map(|(_, t)| *t)
+        };
+        let span = |from: Option<i64>, to: Option<i64>| match (from, to) {
+            (Some(a), Some(b)) => format!("{:.1}s", (b - a) as f64 / 1000.0),
+            _ => "-".into(),
+        };
+        let first = status.timeline.first().map(|(_, t)| *t);
+        let Some(uri) = &status.results_uri else {
+            println!(
+                "{session:<28} {} {}",
+                status.stage,
+                status.error.as_deref().unwrap_or("")
+            );
+            all_ok = false;
+            continue;
+        };
+        let key = uri
+            .split_once(&format!("{RESULTS_BUCKET}/"))
+            .map(|(_, k)| k)
+            .unwrap_or_default();
+        let path = pipeline.store.root().join(RESULTS_BUCKET).join(key);
+        let doc: ResultsDocument = match std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            Some(doc) => doc,
+            None => {
+                println!(
+                    "{session:<28} results document {} unreadable",
+                    path.display()
+                );
+                all_ok = false;
+                continue;
+            }
+        };
+        let count = |category: &str| {
+            doc.entities
+                .iter()
+                .filter(|e| e.category == category)
+                .count()
+        };
+        let mut codes: Vec<String> = doc
+            .icd10cm
+            .iter()
+            .filter_map(|e| e.concepts.first().map(|c| c.code.clone()))
+            .collect();
+        codes.dedup();
+        let mut drugs: Vec<String> = doc.rxnorm.iter().map(|e| e.text.to_lowercase()).collect();
+        drugs.sort();
+        drugs.dedup();
+        println!(
+            "{:<28} {:>9} {:>10} {:>9} {:>6} {:>5} {:>5}  {:<28} {}",
+            session,
+            span(first, at("transcribing")),
+            span(at("transcribing"), at("transcribed")),
+            span(at("transcribed"), at("extracted")),
+            doc.text.split_whitespace().count(),
+            count("MEDICAL_CONDITION"),
+            count("MEDICATION"),
+            codes.join(" "),
+            drugs.join(", ")
+        );
+        outputs.push((session.clone(), path));
+    }
+    println!();
+    for (session, path) in &outputs {
+        println!("{session}: {}", path.display());
+    }
+    println!(
+        "transcripts: {}",
+        pipeline.store.root().join("transcripts").display()
+    );
+    println!(
+        "data directory: {} (inspect with: telepipe status --data-dir {})",
+        data_dir.display(),
+        data_dir.display()
+    );
+    println!(
+        "{} of {} recordings produced a results document in {:.1}s",
+        outputs.len(),
+        uploaded.len(),
+        wall.as_secs_f64()
+    );
+    Ok(all_ok && outputs.len() == uploaded.len())
+}
+
+async fn run(data_dir: &Path, engines: &EngineArgs) -> Result<(), String> {
+    let pipeline = open(data_dir, engines)?;
+    let _lock = DirLock::acquire(data_dir).map_err(|e| e.to_string())?;
+    let (messages, jobs) = pipeline.recover().map_err(|e| e.to_string())?;
+    if messages + jobs > 0 {
+        eprintln!("redelivering {messages} message(s) and {jobs} transcription job(s) left in flight by the last run");
+    }
+    let inbox = pipeline
+        .store
+        .root()
+        .join(RECORDINGS_BUCKET)
+        .join(&pipeline.intake.recordings_prefix);
+    eprintln!(
+        "watching {}{{session_id}}/ (Ctrl-C to stop)",
+        inbox.display()
+    );
+    let started = Instant::now();
+    let mut seen = BTreeMap::new();
+    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        tokio::select! {
+            _ = &mut stop => {
+                // Whatever this round had received stays in flight and is redelivered next start.
+                eprintln!("stopping; unfinished work resumes on the next start");
+                return Ok(());
+            }
+            round = pipeline.round() => {
+                let round = round.map_err(|e| format!("pipeline stopped: {e}"))?;
+                if let Ok(now) = status::recordings(&pipeline.db, &pipeline.queues, None) {
+                    print_progress(started, &mut seen, &now);
+                }
+                if !round.did_work() {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+}
+
+fn show_status(data_dir: &Path, session: Option<&str>) -> Result<(), String> {
+    let db_path = data_dir.join("telepipe.db");
+    if !db_path.exists() {
+        return Err(format!(
+            "{} holds no telepipe data (no telepipe.db)",
+            data_dir.display()
+        ));
+    }
+    let db = Db::open(&db_path).map_err(|e| format!("{}: {e}", db_path.display()))?;
+    let queues = Queues::new(db.clone());
+    let statuses = status::recordings(&db, &queues, session).map_err(|e| e.to_string())?;
+    println!(
+        "{:<32} {:<44} {:<13} {:<21} {}",
+        "session", "job / object", "stage", "since", "error / results"
+    );
+    for s in &statuses {
+        let detail = s
+            .error
+            .clone()
+            .or_else(|| s.results_uri.clone())
+            .unwrap_or_default();
+        println!(
+            "{:<32} {:<44} {:<13} {:<21} {}",
+            s.session_id,
+            s.reference,
+            s.stage,
+            format_time(s.since_ms),
+            detail
+        );
+    }
+    if statuses.is_empty() {
+        println!(
+            "(no recordings{})",
+            session
+                .map(|s| format!(" for session {s}"))
+                .unwrap_or_default()
+        );
+    }
+    println!();
+    println!(
+        "{:<14} {:>8} {:>10} {:>8} {}",
+        "queue", "visible", "in flight", "delayed", "oldest"
+    );
+    for (name, depth) in status::queue_depths(&queues).map_err(|e| e.to_string())? {
+        let oldest = depth
+            .oldest_sent_ms
+            .map(format_time)
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<14} {:>8} {:>10} {:>8} {}",
+            name, depth.visible, depth.in_flight, depth.delayed, oldest
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(telepipe_workers::telemetry::filter(&level))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .init();
+    let result = match &cli.command {
+        Command::Demo {
+            data_dir,
+            samples,
+            engines,
+        } => demo(data_dir.clone(), samples, engines).await.map(|ok| {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("demo: not every recording produced its results document");
+                ExitCode::FAILURE
+            }
+        }),
+        Command::Run { data_dir, engines } => {
+            run(data_dir, engines).await.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Status { data_dir, session } => {
+            show_status(data_dir, session.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|message| {
+        eprintln!("telepipe: {message}");
+        ExitCode::from(2)
+    })
+}

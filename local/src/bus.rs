@@ -1,0 +1,190 @@
+//! The local event bus: `EventPublisher` that wraps each event in EventBridge's
+//! envelope, stores it (the local "archive" status and tests read), and routes it by the
+//! rules in `infra/event-rules.json` — the same patterns the deployed bus uses — to local
+//! queues where a consumer exists, or just records that the rule matched.
+
+use crate::db::{now_ms, random_id, Db};
+use crate::pattern::{Pattern, PatternError};
+use crate::queue::Queues;
+use rusqlite::params;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use telepipe_workers::error::{PortError, PortErrorKind};
+use telepipe_workers::ports::{EventPublisher, OutgoingEvent};
+
+/// The rules file shared with `infra/template.yaml`.
+pub const EVENT_RULES: &str = include_str!("../../infra/event-rules.json");
+
+/// A rule and where its events go locally.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub pattern: Pattern,
+    /// A local queue to deliver to, or `None` to only record the match.
+    pub target_queue: Option<String>,
+}
+
+/// The deployed rules, parsed from `infra/event-rules.json`.
+pub fn deployed_rules() -> Result<Vec<Rule>, PatternError> {
+    let file: Value = serde_json::from_str(EVENT_RULES)
+        .map_err(|e| PatternError(format!("event-rules.json: {e}")))?;
+    file["rules"]
+        .as_array()
+        .ok_or_else(|| PatternError("event-rules.json has no rules array".into()))?
+        .iter()
+        .map(|rule| {
+            Ok(Rule {
+                name: rule["name"].as_str().unwrap_or_default().to_owned(),
+                pattern: Pattern::parse(&rule["pattern"])?,
+                target_queue: None,
+            })
+        })
+        .collect()
+}
+
+#[derive(Clone)]
+pub struct LocalBus {
+    db: Db,
+    queues: Queues,
+    source: String,
+    rules: Vec<Rule>,
+}
+
+impl LocalBus {
+    pub fn new(db: Db, queues: Queues, source: String, rules: Vec<Rule>) -> Self {
+        Self {
+            db,
+            queues,
+            source,
+            rules,
+        }
+    }
+
+    /// EventBridge's envelope around a detail.
+    pub fn envelope(&self, detail_type: &str, detail: Value) -> Value {
+        serde_json::json!({
+            "version": "0",
+            "id": random_id(),
+            "detail-type": detail_type,
+            "source": self.source,
+            "account": "000000000000",
+            "time": jiff::Timestamp::now().to_string(),
+            "region": "local",
+            "resources": [],
+            "detail": detail,
+        })
+    }
+
+    /// Stores and routes a complete envelope (also how `telepipe events put` injects events).
+    pub fn put(&self, envelope: &Value) -> Result<Vec<String>, PortError> {
+        let unavailable = |_| PortError::new(PortErrorKind::Unavailable, "local-bus", "PutEvents");
+        let matched: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|rule| rule.pattern.matches(envelope))
+            .collect();
+        let detail = &envelope["detail"];
+        self.db
+            .lock()
+            .execute(
+                "INSERT INTO events (id, detail_type, event_id, session_id, time, envelope) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    envelope["id"].as_str().unwrap_or_default(),
+                    envelope["detail-type"].as_str().unwrap_or_default(),
+                    detail["event_id"].as_str(),
+                    detail["session_id"].as_str(),
+                    now_ms(),
+                    envelope.to_string()
+                ],
+            )
+            .map_err(unavailable)?;
+        for rule in &matched {
+            if let Some(queue) = &rule.target_queue {
+                self.queues
+                    .send(queue, &envelope.to_string(), &BTreeMap::new(), 0)?;
+            }
+        }
+        Ok(matched.iter().map(|rule| rule.name.clone()).collect())
+    }
+}
+
+impl EventPublisher for LocalBus {
+    async fn publish(&self, event: &OutgoingEvent) -> Result<(), PortError> {
+        let detail: Value = serde_json::from_str(&event.detail)
+            .map_err(|_| PortError::new(PortErrorKind::InvalidRequest, "local-bus", "PutEvents"))?;
+        self.put(&self.envelope(event.detail_type, detail))
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telepipe_events::pipeline::{
+        ClinicalEntitiesExtracted, PipelineEvent, RecordingRejected, TranscriptionStarted,
+    };
+
+    fn example(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../schemas/examples/{name}.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn bus() -> LocalBus {
+        let db = Db::in_memory().unwrap();
+        LocalBus::new(
+            db.clone(),
+            Queues::new(db),
+            "telepipe".into(),
+            deployed_rules().unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_deployed_rules_match_the_events_the_workers_publish() {
+        let bus = bus();
+        assert_eq!(
+            bus.put(&example(TranscriptionStarted::SCHEMA_NAME))
+                .unwrap(),
+            ["pipeline-events"]
+        );
+        assert_eq!(
+            bus.put(&example(ClinicalEntitiesExtracted::SCHEMA_NAME))
+                .unwrap(),
+            ["pipeline-events"]
+        );
+        assert_eq!(
+            bus.put(&example(RecordingRejected::SCHEMA_NAME)).unwrap(),
+            ["pipeline-events", "recording-rejected"]
+        );
+    }
+
+    #[tokio::test]
+    async fn published_events_are_enveloped_like_eventbridge_and_match_the_rules() {
+        let bus = bus();
+        let example = example(RecordingRejected::SCHEMA_NAME);
+        let detail: RecordingRejected = serde_json::from_value(example["detail"].clone()).unwrap();
+        bus.publish(&OutgoingEvent::from_event(&detail))
+            .await
+            .unwrap();
+        let (detail_type, envelope): (String, String) = bus
+            .db
+            .lock()
+            .query_row("SELECT detail_type, envelope FROM events", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(detail_type, "Recording Rejected");
+        let envelope: Value = serde_json::from_str(&envelope).unwrap();
+        assert_eq!(envelope["source"], "telepipe");
+        assert_eq!(bus.put(&envelope).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn other_sources_match_no_rule() {
+        let bus = bus();
+        let mut event = example(TranscriptionStarted::SCHEMA_NAME);
+        event["source"] = "someone.else".into();
+        assert!(bus.put(&event).unwrap().is_empty());
+    }
+}

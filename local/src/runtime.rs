@@ -1,0 +1,363 @@
+//! The local runtime: the very same `intake` and `clinical` stages and the same batch
+//! driver as the Lambda workers, driven over the filesystem store, SQLite queues, the
+//! local bus, the local transcriber and an offline NLP engine.
+//!
+//! One loop does a round at a time: announce dropped files, consume the intake queue,
+//! run one transcription job, consume the clinical queue. Messages are deleted only
+//! after their batch is disposed of, so stopping at any point (Ctrl-C, kill -9) loses
+//! nothing: the next start releases what was in flight and does it again.
+
+use crate::bus::{deployed_rules, LocalBus};
+use crate::db::Db;
+use crate::queue::{LocalMessage, QueueSpec, Queues};
+use crate::store::{FsStore, Notification};
+use crate::transcriber::{self, JobOutcome, JobWorker, LocalTranscriber, SpeechToText};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use telepipe_workers::batch::{process_batch, Received};
+use telepipe_workers::clinical::{self, ClinicalPorts};
+use telepipe_workers::config::{
+    ClinicalConfig, ConfigError, ConsumerConfig, Env, EventsConfig, IntakeConfig,
+};
+use telepipe_workers::error::PortError;
+use telepipe_workers::intake::{self, IntakePorts};
+use telepipe_workers::ports::ClinicalNlp;
+
+pub const RECORDINGS_BUCKET: &str = "recordings";
+pub const TRANSCRIPTS_BUCKET: &str = "transcripts";
+pub const RESULTS_BUCKET: &str = "results";
+pub const INTAKE_QUEUE: &str = "intake";
+pub const INTAKE_DLQ: &str = "intake-dlq";
+pub const CLINICAL_QUEUE: &str = "clinical";
+pub const CLINICAL_DLQ: &str = "clinical-dlq";
+pub const TRANSCRIBE_DLQ: &str = "transcription-dlq";
+
+/// Local values for what the Lambda functions get from the template; any `TELEPIPE_*`
+/// variable set in the environment still wins.
+const LOCAL_DEFAULTS: &[(&str, &str)] = &[
+    ("TELEPIPE_TRANSCRIPTS_BUCKET", TRANSCRIPTS_BUCKET),
+    ("TELEPIPE_RESULTS_BUCKET", RESULTS_BUCKET),
+    ("TELEPIPE_RETRY_BASE_SECONDS", "2"),
+    ("TELEPIPE_RETRY_MAX_SECONDS", "60"),
+];
+
+/// What can stop the runtime from starting; each names the file or setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("data directory {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database {}: {source}", path.display())]
+    Database {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("event rules (infra/event-rules.json): {0}")]
+    Rules(#[from] crate::pattern::PatternError),
+    #[error("another telepipe runtime (pid {pid}) is using {}; stop it first", path.display())]
+    Locked { path: PathBuf, pid: u32 },
+    #[error("{0}")]
+    Port(#[from] PortError),
+}
+
+/// Probabilities of injected faults (for the fault-injection run; zero otherwise).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    /// A finished message is not deleted, so the queue delivers it again.
+    pub redelivery: f64,
+}
+
+pub struct Pipeline<N: ClinicalNlp, E: SpeechToText> {
+    pub data_dir: PathBuf,
+    pub db: Db,
+    pub queues: Queues,
+    pub store: FsStore,
+    pub bus: LocalBus,
+    pub transcriber: LocalTranscriber,
+    pub worker: JobWorker<E>,
+    pub nlp: N,
+    pub intake: IntakeConfig,
+    pub clinical: ClinicalConfig,
+    pub intake_consumer: ConsumerConfig,
+    pub clinical_consumer: ConsumerConfig,
+    pub faults: Faults,
+}
+
+/// Work done in one round.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Round {
+    pub announced: usize,
+    pub intake_messages: usize,
+    pub job: Option<JobOutcome>,
+    pub clinical_messages: usize,
+}
+
+impl Round {
+    pub fn did_work(&self) -> bool {
+        self.announced + self.intake_messages + self.clinical_messages > 0
+            || self.job.as_ref().is_some_and(|j| *j != JobOutcome::Idle)
+    }
+}
+
+fn to_received(message: &LocalMessage) -> Received {
+    Received {
+        message_id: message.id.clone(),
+        receipt_handle: message.receipt.clone(),
+        body: message.body.clone(),
+        receive_count: message.receive_count,
+        attributes: message.attributes.clone(),
+    }
+}
+
+impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
+    /// Opens (creating if needed) a data directory and wires every adapter.
+    pub fn open(data_dir: &Path, nlp: N, engine: Arc<E>) -> Result<Self, LocalError> {
+        let dir_error = |source| LocalError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir.join("buckets")).map_err(dir_error)?;
+        for bucket in [RECORDINGS_BUCKET, TRANSCRIPTS_BUCKET, RESULTS_BUCKET] {
+            std::fs::create_dir_all(data_dir.join("buckets").join(bucket)).map_err(dir_error)?;
+        }
+        let db_path = data_dir.join("telepipe.db");
+        let db = Db::open(&db_path).map_err(|source| LocalError::Database {
+            path: db_path.clone(),
+            source,
+        })?;
+        let queues = Queues::new(db.clone());
+        for (name, visibility_secs, dlq) in [
+            (INTAKE_QUEUE, 60, Some(INTAKE_DLQ)),
+            (CLINICAL_QUEUE, 300, Some(CLINICAL_DLQ)),
+            (INTAKE_DLQ, 60, None),
+            (CLINICAL_DLQ, 60, None),
+            (TRANSCRIBE_DLQ, 60, None),
+        ] {
+            let spec = QueueSpec {
+                name: name.into(),
+                visibility_secs,
+                max_receives: 8,
+                dead_letter_queue: dlq.map(Into::into),
+            };
+            queues
+                .declare(&spec)
+                .map_err(|source| LocalError::Database {
+                    path: db_path.clone(),
+                    source,
+                })?;
+        }
+        let env = Env::process_with_defaults(LOCAL_DEFAULTS);
+        let intake = IntakeConfig::from_env(&env)?;
+        let clinical = ClinicalConfig::from_env(&env)?;
+        let events = EventsConfig::from_env(&env)?;
+        let consumer = |queue: &str, dlq: &str| {
+            let pairs = [("TELEPIPE_QUEUE_URL", queue), ("TELEPIPE_DLQ_URL", dlq)];
+            let local = Env::from_pairs(&pairs);
+            let mut config = ConsumerConfig::from_env(&Env::process_with_defaults(LOCAL_DEFAULTS))
+                .or_else(|_| ConsumerConfig::from_env(&local))?;
+            config.queue_url = queue.to_owned();
+            config.dlq_url = dlq.to_owned();
+            Ok::<_, ConfigError>(config)
+        };
+        let notifications = vec![
+            Notification {
+                bucket: RECORDINGS_BUCKET.into(),
+                prefix: intake.recordings_prefix.clone(),
+                suffix: String::new(),
+                queue: INTAKE_QUEUE.into(),
+            },
+            Notification {
+                bucket: intake.transcripts_bucket.clone(),
+                prefix: intake.transcripts_prefix.clone(),
+                suffix: ".json".into(),
+                queue: CLINICAL_QUEUE.into(),
+            },
+        ];
+        let store = FsStore::new(
+            data_dir.join("buckets"),
+            db.clone(),
+            queues.clone(),
+            notifications,
+        );
+        let bus = LocalBus::new(db.clone(), queues.clone(), events.source, deployed_rules()?);
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            transcriber: LocalTranscriber::new(db.clone()),
+            worker: JobWorker {
+                db: db.clone(),
+                store: store.clone(),
+                engine,
+                dead_letters: queues.port(TRANSCRIBE_DLQ, TRANSCRIBE_DLQ),
+                retry_base_ms: 1000,
+            },
+            intake_consumer: consumer(INTAKE_QUEUE, INTAKE_DLQ)?,
+            clinical_consumer: consumer(CLINICAL_QUEUE, CLINICAL_DLQ)?,
+            db,
+            queues,
+            store,
+            bus,
+            nlp,
+            intake,
+            clinical,
+            faults: Faults::default(),
+        })
+    }
+
+    /// Makes work a previous run left in flight (stopped or killed) due again.
+    pub fn recover(&self) -> Result<(usize, usize), LocalError> {
+        let path = self.data_dir.join("telepipe.db");
+        let db_error = |source| LocalError::Database {
+            path: path.clone(),
+            source,
+        };
+        Ok((
+            self.queues.release_in_flight().map_err(db_error)?,
+            transcriber::release_claims(&self.db).map_err(db_error)?,
+        ))
+    }
+
+    fn settle(
+        &self,
+        messages: &[LocalMessage],
+        keep: impl Fn(usize) -> bool,
+    ) -> Result<(), PortError> {
+        for (index, message) in messages.iter().enumerate() {
+            let lose_delete =
+                self.faults.redelivery > 0.0 && fastrand::f64() < self.faults.redelivery;
+            if !keep(index) && !lose_delete {
+                self.queues.delete(&message.receipt)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn consume_intake(&self) -> Result<usize, PortError> {
+        let messages = self.queues.receive(INTAKE_QUEUE, 10)?;
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let received: Vec<Received> = messages.iter().map(to_received).collect();
+        let port = self.queues.port(INTAKE_QUEUE, INTAKE_DLQ);
+        let ports = IntakePorts {
+            store: &self.store,
+            transcriber: &self.transcriber,
+            events: &self.bus,
+        };
+        let (_, dispositions) = process_batch(
+            intake::STAGE,
+            &received,
+            &port,
+            &self.intake_consumer,
+            async |body: &str| intake::handle_message(&ports, &self.intake, body).await,
+        )
+        .await;
+        self.settle(&messages, |i| dispositions[i].keeps_message())?;
+        Ok(messages.len())
+    }
+
+    async fn consume_clinical(&self) -> Result<usize, PortError> {
+        let messages = self.queues.receive(CLINICAL_QUEUE, 10)?;
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let received: Vec<Received> = messages.iter().map(to_received).collect();
+        let port = self.queues.port(CLINICAL_QUEUE, CLINICAL_DLQ);
+        let ports = ClinicalPorts {
+            store: &self.store,
+            nlp: &self.nlp,
+            events: &self.bus,
+        };
+        let (_, dispositions) = process_batch(
+            clinical::STAGE,
+            &received,
+            &port,
+            &self.clinical_consumer,
+            async |body: &str| clinical::handle_message(&ports, &self.clinical, body).await,
+        )
+        .await;
+        self.settle(&messages, |i| dispositions[i].keeps_message())?;
+        Ok(messages.len())
+    }
+
+    /// One round of every stage.
+    pub async fn round(&self) -> Result<Round, PortError> {
+        Ok(Round {
+            announced: self.store.scan()?,
+            intake_messages: self.consume_intake().await?,
+            job: Some(self.worker.run_one().await?),
+            clinical_messages: self.consume_clinical().await?,
+        })
+    }
+
+    /// Whether anything is still to do (now or later: delayed retries, queued jobs).
+    pub fn pending(&self) -> Result<bool, PortError> {
+        let unavailable = |_| {
+            PortError::new(
+                telepipe_workers::error::PortErrorKind::Unavailable,
+                "local",
+                "Pending",
+            )
+        };
+        let mut pending = transcriber::pending_jobs(&self.db).map_err(unavailable)? > 0;
+        for queue in [INTAKE_QUEUE, CLINICAL_QUEUE] {
+            let depth = self.queues.depth(queue).map_err(unavailable)?;
+            pending |= depth.visible + depth.in_flight + depth.delayed > 0;
+        }
+        Ok(pending)
+    }
+
+    /// Runs rounds until nothing is pending, calling `after_round` after each.
+    pub async fn run_until_idle(
+        &self,
+        mut after_round: impl FnMut(&Round),
+    ) -> Result<(), PortError> {
+        loop {
+            let round = self.round().await?;
+            after_round(&round);
+            if !round.did_work() {
+                if !self.pending()? && self.store.scan()? == 0 {
+                    return Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Exclusive use of a data directory by one long-running runtime.
+pub struct DirLock {
+    path: PathBuf,
+}
+
+impl DirLock {
+    pub fn acquire(data_dir: &Path) -> Result<Self, LocalError> {
+        let path = data_dir.join("runtime.lock");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(pid) = text.trim().parse::<u32>() {
+                if pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() {
+                    return Err(LocalError::Locked {
+                        path: data_dir.to_path_buf(),
+                        pid,
+                    });
+                }
+            }
+        }
+        std::fs::write(&path, std::process::id().to_string()).map_err(|source| {
+            LocalError::DataDir {
+                path: data_dir.to_path_buf(),
+                source,
+            }
+        })?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
