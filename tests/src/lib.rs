@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use telepipe_workers::aws::AwsContext;
 
 static ENDPOINT: OnceLock<String> = OnceLock::new();
+static WATCHDOG: OnceLock<std::sync::Mutex<std::process::Child>> = OnceLock::new();
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -40,13 +41,15 @@ fn start_moto() -> String {
         server.display(),
         std::process::id()
     );
-    Command::new("sh")
+    let watchdog = Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn moto_server watchdog");
+    // Kept, never waited on: it outlives every test and ends itself with this process.
+    WATCHDOG.get_or_init(|| std::sync::Mutex::new(watchdog));
     let endpoint = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

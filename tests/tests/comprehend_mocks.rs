@@ -194,8 +194,8 @@ async fn throttling_then_success_is_retried_by_the_stage_policy() {
                 .unwrap()
         })
         .build();
-    let icd = mock!(Client::infer_icd10_cm).then_output(|| no_conditions());
-    let rx = mock!(Client::infer_rx_norm).then_output(|| no_drugs());
+    let icd = mock!(Client::infer_icd10_cm).then_output(no_conditions);
+    let rx = mock!(Client::infer_rx_norm).then_output(no_drugs);
     let nlp = ComprehendMedicalNlp::from_client(client(&[&detect, &icd, &rx]));
     let analysis = analyze(&nlp, TEXT, &config()).await.unwrap();
     assert_eq!(detect.num_calls(), 3, "two throttles, then the answer");
@@ -215,7 +215,7 @@ async fn a_503_sequence_is_retried_then_surfaces_as_retryable() {
         .sequence()
         .http_status(503, None)
         .times(3)
-        .output(|| no_conditions());
+        .output(no_conditions);
     let unavailable = unavailable.build();
     let nlp = ComprehendMedicalNlp::from_client(client(&[&unavailable]));
     let err = nlp
@@ -225,8 +225,8 @@ async fn a_503_sequence_is_retried_then_surfaces_as_retryable() {
     assert_eq!(err.kind, PortErrorKind::Unavailable);
     assert_eq!(err.status, Some(503));
 
-    let detect = mock!(Client::detect_entities_v2).then_output(|| no_entities());
-    let rx = mock!(Client::infer_rx_norm).then_output(|| no_drugs());
+    let detect = mock!(Client::detect_entities_v2).then_output(no_entities);
+    let rx = mock!(Client::infer_rx_norm).then_output(no_drugs);
     let always_503 = mock!(Client::infer_icd10_cm)
         .sequence()
         .http_status(503, None)
@@ -246,8 +246,8 @@ async fn invalid_requests_are_not_retried() {
     let invalid = mock!(Client::infer_icd10_cm).then_error(|| {
         InferICD10CMError::InvalidRequestException(InvalidRequestException::builder().build())
     });
-    let detect = mock!(Client::detect_entities_v2).then_output(|| no_entities());
-    let rx = mock!(Client::infer_rx_norm).then_output(|| no_drugs());
+    let detect = mock!(Client::detect_entities_v2).then_output(no_entities);
+    let rx = mock!(Client::infer_rx_norm).then_output(no_drugs);
     let nlp = ComprehendMedicalNlp::from_client(client(&[&invalid, &detect, &rx]));
     let err = analyze(&nlp, "fever", &config()).await.unwrap_err();
     assert!(!err.is_retryable());

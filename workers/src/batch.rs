@@ -31,6 +31,7 @@ pub struct Received {
 }
 
 impl Received {
+    #[cfg(feature = "aws")]
     /// From a Lambda SQS record; `None` when it lacks the id or handle needed to answer for it.
     pub fn from_lambda(message: aws_lambda_events::event::sqs::SqsMessage) -> Option<Self> {
         let receive_count = message

@@ -6,12 +6,14 @@
 //! - `aws`: SDK adapters of the ports; `memory`: in-memory adapters.
 //! - `config`: environment variables, validated once at start-up.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod batch;
 pub mod clinical;
 pub mod config;
 pub mod error;
 pub mod intake;
+#[cfg(feature = "aws")]
 pub mod lambda;
 pub mod media;
 pub mod memory;

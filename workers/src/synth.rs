@@ -20,6 +20,9 @@ const PATIENT: &[&str] = &[
     "the pain gets worse when i breathe in deeply",
 ];
 
+/// (start ms, end ms, speaker, word spans) of one speaker's segment.
+type SynthSegment = (u64, u64, usize, Vec<(u64, u64)>);
+
 /// How the synthetic transcript labels its speakers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SynthLabels {
@@ -31,7 +34,7 @@ pub enum SynthLabels {
 /// A Transcribe Medical JSON document of about `words` words.
 pub fn transcript(words: usize, labels: SynthLabels) -> String {
     let mut items = Vec::with_capacity(words + words / 8);
-    let mut segments: Vec<(u64, u64, usize, Vec<(u64, u64)>)> = Vec::new();
+    let mut segments: Vec<SynthSegment> = Vec::new();
     let mut channel_items: [Vec<String>; 2] = [Vec::new(), Vec::new()];
     let mut full = String::new();
     let (mut clock, mut written, mut turn) = (0u64, 0usize, 0usize);

@@ -238,16 +238,8 @@ async fn demo(
 
     println!();
     println!(
-        "{:<28} {:>9} {:>10} {:>9} {:>6} {:>5} {:>5}  {:<28} {}",
-        "session",
-        "intake",
-        "transcribe",
-        "clinical",
-        "words",
-        "cond",
-        "meds",
-        "ICD-10-CM",
-        "drugs"
+        "{:<28} {:>9} {:>10} {:>9} {:>6} {:>5} {:>5}  {:<28} drugs",
+        "session", "intake", "transcribe", "clinical", "words", "cond", "meds", "ICD-10-CM"
     );
     let mut all_ok = true;
     let mut outputs = Vec::new();
@@ -399,8 +391,7 @@ fn show_status(data_dir: &Path, session: Option<&str>) -> Result<(), String> {
     let queues = Queues::new(db.clone());
     let statuses = status::recordings(&db, &queues, session).map_err(|e| e.to_string())?;
     println!(
-        "{:<32} {:<44} {:<13} {:<21} {}",
-        "session", "job / object", "stage", "since", "error / results"
+        "{:<32} {:<44} {:<13} {:<21} error / results", "session", "job / object", "stage", "since"
     );
     for s in &statuses {
         let detail = s
@@ -427,8 +418,7 @@ fn show_status(data_dir: &Path, session: Option<&str>) -> Result<(), String> {
     }
     println!();
     println!(
-        "{:<14} {:>8} {:>10} {:>8} {}",
-        "queue", "visible", "in flight", "delayed", "oldest"
+        "{:<14} {:>8} {:>10} {:>8} oldest", "queue", "visible", "in flight", "delayed"
     );
     for (name, depth) in status::queue_depths(&queues).map_err(|e| e.to_string())? {
         let oldest = depth

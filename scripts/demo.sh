@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: set-up, then the local pipeline on the bundled samples.
+# Extra arguments go to `telepipe demo` (e.g. --model models/ggml-base.bin).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --release --quiet -p telepipe-local --bin telepipe
+exec target/release/telepipe demo "$@"

