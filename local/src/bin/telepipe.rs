@@ -238,14 +238,14 @@ async fn demo(
 
     println!();
     println!(
-        "{:<28} {:>9} {:>10} {:>9} {:>6} {:>5} {:>5}  {:<28} drugs",
+        "{:<32} {:>7} {:>10} {:>8} {:>6} {:>5} {:>5}  {:<28} drugs",
         "session", "intake", "transcribe", "clinical", "words", "cond", "meds", "ICD-10-CM"
     );
     let mut all_ok = true;
     let mut outputs = Vec::new();
     for (session, name, _) in &uploaded {
         let Some(status) = statuses.iter().find(|s| &s.session_id == session) else {
-            println!("{session:<28} no record of {name}");
+            println!("{session:<32} no record of {name}");
             all_ok = false;
             continue;
         };
@@ -263,7 +263,7 @@ async fn demo(
         let first = status.timeline.first().map(|(_, t)| *t);
         let Some(uri) = &status.results_uri else {
             println!(
-                "{session:<28} {} {}",
+                "{session:<32} {} {}",
                 status.stage,
                 status.error.as_deref().unwrap_or("")
             );
@@ -282,7 +282,7 @@ async fn demo(
             Some(doc) => doc,
             None => {
                 println!(
-                    "{session:<28} results document {} unreadable",
+                    "{session:<32} results document {} unreadable",
                     path.display()
                 );
                 all_ok = false;
@@ -305,7 +305,7 @@ async fn demo(
         drugs.sort();
         drugs.dedup();
         println!(
-            "{:<28} {:>9} {:>10} {:>9} {:>6} {:>5} {:>5}  {:<28} {}",
+            "{:<32} {:>7} {:>10} {:>8} {:>6} {:>5} {:>5}  {:<28} {}",
             session,
             span(first, at("transcribing")),
             span(at("transcribing"), at("transcribed")),
@@ -391,7 +391,8 @@ fn show_status(data_dir: &Path, session: Option<&str>) -> Result<(), String> {
     let queues = Queues::new(db.clone());
     let statuses = status::recordings(&db, &queues, session).map_err(|e| e.to_string())?;
     println!(
-        "{:<32} {:<44} {:<13} {:<21} error / results", "session", "job / object", "stage", "since"
+        "{:<32} {:<56} {:<12} {:<21} error / results",
+        "session", "job / object", "stage", "since"
     );
     for s in &statuses {
         let detail = s
@@ -418,7 +419,8 @@ fn show_status(data_dir: &Path, session: Option<&str>) -> Result<(), String> {
     }
     println!();
     println!(
-        "{:<14} {:>8} {:>10} {:>8} oldest", "queue", "visible", "in flight", "delayed"
+        "{:<18} {:>8} {:>10} {:>8} oldest",
+        "queue", "visible", "in flight", "delayed"
     );
     for (name, depth) in status::queue_depths(&queues).map_err(|e| e.to_string())? {
         let oldest = depth
