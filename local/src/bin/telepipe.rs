@@ -401,7 +401,7 @@ fn show_status(data_dir: &Path, session: Option<&str>) -> Result<(), String> {
             .or_else(|| s.results_uri.clone())
             .unwrap_or_default();
         println!(
-            "{:<32} {:<44} {:<13} {:<21} {}",
+            "{:<32} {:<56} {:<12} {:<21} {}",
             s.session_id,
             s.reference,
             s.stage,
@@ -428,7 +428,7 @@ fn show_status(data_dir: &Path, session: Option<&str>) -> Result<(), String> {
             .map(format_time)
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<14} {:>8} {:>10} {:>8} {}",
+            "{:<18} {:>8} {:>10} {:>8} {}",
             name, depth.visible, depth.in_flight, depth.delayed, oldest
         );
     }
