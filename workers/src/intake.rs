@@ -11,13 +11,14 @@ use crate::media::{MediaFormat, SNIFF_BYTES};
 use crate::ports::{
     EventPublisher, JobStart, MedicalJobRequest, ObjectStore, OutgoingEvent, Transcriber,
 };
+use crate::records::for_each_record;
 use telepipe_events::ids::{self, SessionId};
 use telepipe_events::pipeline::{
     schema_version, PipelineEvent, RecordingRef, RecordingRejected, RejectReason,
     TranscriptionStarted,
 };
-use telepipe_events::s3::{parse_notification, S3Notification, S3Record};
-use tracing::{field, info, info_span, warn, Instrument};
+use telepipe_events::s3::S3Record;
+use tracing::{info, warn};
 
 /// The stage name used in dead letters, metrics and logs.
 pub const STAGE: &str = "intake";
@@ -55,45 +56,10 @@ where
     T: Transcriber,
     P: EventPublisher,
 {
-    let records = match parse_notification(body) {
-        Ok(S3Notification::TestEvent) => {
-            info!("ignoring s3:TestEvent");
-            return Ok(Vec::new());
-        }
-        Ok(S3Notification::Records(records)) => records,
-        Err(err) => {
-            return Err(StageError::permanent(
-                "malformed_notification",
-                err.to_string(),
-            ))
-        }
-    };
-    let mut outcomes = Vec::with_capacity(records.len());
-    let mut worst: Option<StageError> = None;
-    for (index, record) in records.iter().enumerate() {
-        let span = info_span!(
-            "record",
-            index,
-            session_id = field::Empty,
-            job_name = field::Empty,
-            object_ref = field::Empty
-        );
-        match handle_record(ports, config, record).instrument(span).await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(err) => {
-                if worst
-                    .as_ref()
-                    .is_none_or(|w| !w.is_retryable() && err.is_retryable())
-                {
-                    worst = Some(err);
-                }
-            }
-        }
-    }
-    match worst {
-        Some(err) => Err(err),
-        None => Ok(outcomes),
-    }
+    for_each_record(body, async |record: &S3Record| {
+        handle_record(ports, config, record).await
+    })
+    .await
 }
 
 async fn handle_record<S, T, P>(

@@ -18,6 +18,7 @@ pub mod lambda;
 pub mod media;
 pub mod memory;
 pub mod ports;
+pub mod records;
 pub mod retry;
 pub mod synth;
 pub mod telemetry;

@@ -11,6 +11,7 @@ pub mod conversation;
 use crate::config::ClinicalConfig;
 use crate::error::{PortErrorKind, PortResultExt, StageError};
 use crate::ports::{ClinicalNlp, EventPublisher, NlpApi, ObjectStore, OutgoingEvent, PutOptions};
+use crate::records::for_each_record;
 use chunk::{chunk_text, Chunk};
 use conversation::Conversation;
 use futures::stream::{self, StreamExt};
@@ -22,10 +23,10 @@ use telepipe_events::pipeline::{
 use telepipe_events::results::{
     CharacterCounts, ClinicalEntity, ResultsDocument, TranscriptSource, Turn,
 };
-use telepipe_events::s3::{parse_notification, S3Notification, S3Record};
+use telepipe_events::s3::S3Record;
 use telepipe_events::transcribe::TranscribeOutput;
 use telepipe_events::SCHEMA_VERSION;
-use tracing::{field, info, info_span, Instrument};
+use tracing::info;
 
 pub const STAGE: &str = "clinical";
 
@@ -59,41 +60,10 @@ where
     N: ClinicalNlp,
     P: EventPublisher,
 {
-    let records = match parse_notification(body) {
-        Ok(S3Notification::TestEvent) => {
-            info!("ignoring s3:TestEvent");
-            return Ok(Vec::new());
-        }
-        Ok(S3Notification::Records(records)) => records,
-        Err(err) => {
-            return Err(StageError::permanent(
-                "malformed_notification",
-                err.to_string(),
-            ))
-        }
-    };
-    let mut outcomes = Vec::with_capacity(records.len());
-    let mut worst: Option<StageError> = None;
-    for (index, record) in records.iter().enumerate() {
-        let span = info_span!(
-            "record",
-            index,
-            session_id = field::Empty,
-            job_name = field::Empty
-        );
-        match handle_record(ports, config, record).instrument(span).await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(err) => {
-                if worst
-                    .as_ref()
-                    .is_none_or(|w| !w.is_retryable() && err.is_retryable())
-                {
-                    worst = Some(err);
-                }
-            }
-        }
-    }
-    worst.map_or(Ok(outcomes), Err)
+    for_each_record(body, async |record: &S3Record| {
+        handle_record(ports, config, record).await
+    })
+    .await
 }
 
 /// `{prefix}{session}/{job}.json` → (session, job name).
