@@ -13,7 +13,7 @@ use telepipe_tests::{create_queue, moto_context, receive, s3_client, sqs_client,
 use telepipe_workers::aws::{
     AwsContext, EventBridgePublisher, S3Store, SqsQueue, TranscribeMedical,
 };
-use telepipe_workers::batch::{process_batch, Disposition, Received};
+use telepipe_workers::batch::{process_batch, BatchResponse, Disposition, Received};
 use telepipe_workers::clinical::{self, ClinicalPorts};
 use telepipe_workers::config::{ClinicalConfig, ConsumerConfig, Env, EventsConfig, IntakeConfig};
 use telepipe_workers::intake::{self, IntakePorts};
@@ -214,6 +214,33 @@ impl Stack {
         }
     }
 
+    /// Runs the real `intake` stage over `messages` through the SDK adapters, as the Lambda does.
+    async fn run_intake(&self, messages: &[Received]) -> (BatchResponse, Vec<Disposition>) {
+        let store = S3Store::new(&self.context);
+        let transcriber = TranscribeMedical::new(&self.context);
+        let events = EventBridgePublisher::new(&self.context, self.events_config());
+        let queue = SqsQueue::new(
+            &self.context,
+            self.intake_queue.0.clone(),
+            self.intake_dlq.0.clone(),
+        );
+        let ports = IntakePorts {
+            store: &store,
+            transcriber: &transcriber,
+            events: &events,
+        };
+        let config = intake_config(self);
+        let consumer = self.consumer(&self.intake_queue, &self.intake_dlq);
+        process_batch(
+            intake::STAGE,
+            messages,
+            &queue,
+            &consumer,
+            async |body: &str| intake::handle_message(&ports, &config, body).await,
+        )
+        .await
+    }
+
     async fn pipeline_events(&self, want: usize) -> Vec<serde_json::Value> {
         receive(&self.sqs, &self.events_queue, want, Duration::from_secs(10))
             .await
@@ -255,29 +282,7 @@ async fn s3_upload_notification_starts_a_medical_transcription_job() {
     stack.upload(&stack.recordings, key, wav_bytes()).await;
     let messages = stack.notifications(&stack.intake_queue.0, 1).await;
 
-    let store = S3Store::new(&stack.context);
-    let transcriber = TranscribeMedical::new(&stack.context);
-    let events = EventBridgePublisher::new(&stack.context, stack.events_config());
-    let queue = SqsQueue::new(
-        &stack.context,
-        stack.intake_queue.0.clone(),
-        stack.intake_dlq.0.clone(),
-    );
-    let ports = IntakePorts {
-        store: &store,
-        transcriber: &transcriber,
-        events: &events,
-    };
-    let config = intake_config(&stack);
-    let consumer = stack.consumer(&stack.intake_queue, &stack.intake_dlq);
-    let (response, dispositions) = process_batch(
-        intake::STAGE,
-        &messages,
-        &queue,
-        &consumer,
-        async |body: &str| intake::handle_message(&ports, &config, body).await,
-    )
-    .await;
+    let (response, dispositions) = stack.run_intake(&messages).await;
     assert!(response.batch_item_failures.is_empty(), "{dispositions:?}");
     stack
         .settle(&stack.intake_queue.0, &messages, &dispositions)
@@ -324,14 +329,7 @@ async fn s3_upload_notification_starts_a_medical_transcription_job() {
     stack
         .upload(&stack.recordings, "recordings/other/x.wav", wav_bytes())
         .await;
-    let (response, _) = process_batch(
-        intake::STAGE,
-        &messages,
-        &queue,
-        &consumer,
-        async |body: &str| intake::handle_message(&ports, &config, body).await,
-    )
-    .await;
+    let (response, _) = stack.run_intake(&messages).await;
     assert!(response.batch_item_failures.is_empty());
     let again = stack.pipeline_events(1).await;
     assert_eq!(again[0]["detail"]["event_id"], detail["event_id"]);
@@ -350,29 +348,7 @@ async fn a_renamed_text_file_is_rejected_and_dead_lettered_at_once_with_its_reas
         .await;
     let messages = stack.notifications(&stack.intake_queue.0, 1).await;
 
-    let store = S3Store::new(&stack.context);
-    let transcriber = TranscribeMedical::new(&stack.context);
-    let events = EventBridgePublisher::new(&stack.context, stack.events_config());
-    let queue = SqsQueue::new(
-        &stack.context,
-        stack.intake_queue.0.clone(),
-        stack.intake_dlq.0.clone(),
-    );
-    let ports = IntakePorts {
-        store: &store,
-        transcriber: &transcriber,
-        events: &events,
-    };
-    let config = intake_config(&stack);
-    let consumer = stack.consumer(&stack.intake_queue, &stack.intake_dlq);
-    let (response, dispositions) = process_batch(
-        intake::STAGE,
-        &messages,
-        &queue,
-        &consumer,
-        async |body: &str| intake::handle_message(&ports, &config, body).await,
-    )
-    .await;
+    let (response, dispositions) = stack.run_intake(&messages).await;
     assert!(
         response.batch_item_failures.is_empty(),
         "permanent failures are not retried"
