@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 /// Every generated schema: (file name, pretty JSON with a trailing newline).
 pub fn render_all() -> Vec<(String, String)> {
     fn render<T: schemars::JsonSchema>(name: &str) -> (String, String) {
-        let schema = schemars::schema_for!(T);
-        let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialize");
+        let schema = serde_json::to_value(schemars::schema_for!(T)).expect("schemas serialize");
+        let mut text = serde_json::to_string_pretty(&sorted(schema)).expect("schemas serialize");
         text.push('\n');
         (format!("{name}.schema.json"), text)
     }
@@ -25,6 +25,23 @@ pub fn render_all() -> Vec<(String, String)> {
         render::<ResultsDocument>("results-document"),
         render::<TranscribeOutput>("transcribe-medical-output"),
     ]
+}
+
+/// Object keys in sorted order. serde_json keeps insertion order when any crate in the
+/// build enables its `preserve_order` feature (the AWS SDK's HTTP client does), so the
+/// output must not depend on which crates are compiled alongside.
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let ordered: std::collections::BTreeMap<String, serde_json::Value> =
+                map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            serde_json::Value::Object(ordered.into_iter().collect())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
 }
 
 /// The `schemas/` folder of this checkout.
