@@ -17,4 +17,5 @@ done
 export TELEPIPE_MOTO_URL="http://127.0.0.1:$port"
 export TELEPIPE_WHISPER_MODEL="$PWD/models/ggml-${TELEPIPE_MODEL_SIZE:-tiny.en}.bin"
 export TELEPIPE_NLP_DATA="$PWD/data/nlp/generated"
-cargo test --workspace --all-targets --features telepipe-whisper/whisper "$@"
+# Libraries, binaries and test targets; benchmarks run by scripts/bench.sh, not here.
+cargo test --workspace --lib --bins --tests --features telepipe-whisper/whisper "$@"
