@@ -295,12 +295,16 @@ async fn demo(
                 .filter(|e| e.category == category)
                 .count()
         };
-        let mut codes: Vec<String> = doc
+        let mut codes: Vec<String> = Vec::new();
+        for code in doc
             .icd10cm
             .iter()
             .filter_map(|e| e.concepts.first().map(|c| c.code.clone()))
-            .collect();
-        codes.dedup();
+        {
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
         let mut drugs: Vec<String> = doc.rxnorm.iter().map(|e| e.text.to_lowercase()).collect();
         drugs.sort();
         drugs.dedup();
