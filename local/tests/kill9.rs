@@ -3,30 +3,14 @@
 //! already parked, and writes each results document once. Needs the real engines, as
 //! `real_engines.rs` does (`scripts/test.sh` provides them).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use telepipe_local::db::Db;
 use telepipe_local::queue::Queues;
 use telepipe_local::runtime::INTAKE_DLQ;
-
-fn engines() -> Option<(String, String)> {
-    match (
-        std::env::var("TELEPIPE_WHISPER_MODEL"),
-        std::env::var("TELEPIPE_NLP_DATA"),
-    ) {
-        (Ok(model), Ok(nlp)) => Some((model, nlp)),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CI must provide TELEPIPE_WHISPER_MODEL and TELEPIPE_NLP_DATA")
-        }
-        _ => {
-            eprintln!(
-                "skipped: set TELEPIPE_WHISPER_MODEL and TELEPIPE_NLP_DATA (scripts/test.sh does)"
-            );
-            None
-        }
-    }
-}
 
 fn start(dir: &Path, model: &str, nlp: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_telepipe"))
@@ -59,7 +43,7 @@ fn results(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_killed_runtime_resumes_and_finishes_everything() {
-    let Some((model, nlp)) = engines() else {
+    let Some((model, nlp)) = common::real_engines() else {
         return;
     };
     let dir = std::env::temp_dir().join(format!(

@@ -4,6 +4,8 @@
 //! `scripts/test.sh` sets both; elsewhere the test says what it needs and passes only
 //! when `CI` is unset (CI must never skip it).
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use telepipe_events::results::ResultsDocument;
@@ -11,30 +13,12 @@ use telepipe_local::nlp::OfflineNlp;
 use telepipe_local::runtime::Pipeline;
 use telepipe_whisper::{WhisperEngine, WhisperOptions};
 
-fn engines() -> Option<(PathBuf, PathBuf)> {
-    let model = std::env::var("TELEPIPE_WHISPER_MODEL")
-        .ok()
-        .map(PathBuf::from);
-    let nlp = std::env::var("TELEPIPE_NLP_DATA").ok().map(PathBuf::from);
-    match (model, nlp) {
-        (Some(model), Some(nlp)) => Some((model, nlp)),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("CI must provide TELEPIPE_WHISPER_MODEL and TELEPIPE_NLP_DATA")
-        }
-        _ => {
-            eprintln!(
-                "skipped: set TELEPIPE_WHISPER_MODEL and TELEPIPE_NLP_DATA (scripts/test.sh does)"
-            );
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_spoken_clip_becomes_clinical_entities_with_whisper_and_the_offline_engine() {
-    let Some((model, nlp_data)) = engines() else {
+    let Some((model, nlp_data)) = common::real_engines() else {
         return;
     };
+    let (model, nlp_data) = (PathBuf::from(model), PathBuf::from(nlp_data));
     let dir = std::env::temp_dir().join(format!(
         "telepipe-real-{}-{}",
         std::process::id(),
