@@ -102,6 +102,36 @@ pub struct ClinicalEntity {
     pub concepts: Vec<Concept>,
 }
 
+impl ClinicalEntity {
+    /// An entity as an engine reports it: offsets relative to the text it was given, no
+    /// id, speaker, times, traits, attributes or concepts yet.
+    pub fn found(
+        category: &str,
+        kind: &str,
+        text: &str,
+        score: f32,
+        begin_offset: u32,
+        end_offset: u32,
+    ) -> Self {
+        Self {
+            id: String::new(),
+            category: category.to_owned(),
+            kind: kind.to_owned(),
+            text: text.to_owned(),
+            score,
+            begin_offset,
+            end_offset,
+            speaker: None,
+            start_ms: None,
+            end_ms: None,
+            turn: None,
+            traits: Vec::new(),
+            attributes: Vec::new(),
+            concepts: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EntityTrait {
     pub name: String,

@@ -4,6 +4,7 @@
 use telepipe_workers::batch::{process_batch, Disposition, Received};
 use telepipe_workers::clinical::{self, ClinicalPorts};
 use telepipe_workers::config::{ClinicalConfig, ConsumerConfig, Env, IntakeConfig};
+use telepipe_workers::error::StageError;
 use telepipe_workers::intake::{self, IntakePorts};
 use telepipe_workers::memory::{
     KeywordNlp, MemoryEvents, MemoryQueue, MemoryStore, MemoryTranscriber,
@@ -83,6 +84,26 @@ fn assert_dead_lettered(
     }
 }
 
+/// Runs the whole corpus through one stage as a batch; nothing malformed may be retried.
+async fn dispose_of_corpus<T>(
+    stage: &'static str,
+    queue: &MemoryQueue,
+    handle: impl AsyncFn(&str) -> Result<T, StageError>,
+) -> Vec<Disposition> {
+    let messages: Vec<Received> = corpus()
+        .iter()
+        .enumerate()
+        .map(|(n, (_, body, _, _))| received(n, body))
+        .collect();
+    let (response, dispositions) =
+        process_batch(stage, &messages, queue, &consumer(), handle).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{stage}: nothing malformed is retried"
+    );
+    dispositions
+}
+
 #[tokio::test]
 async fn every_malformed_message_is_dead_lettered_with_a_reason_by_intake() {
     let (store, transcriber, events, queue) = (
@@ -99,23 +120,10 @@ async fn every_malformed_message_is_dead_lettered_with_a_reason_by_intake() {
     let config =
         IntakeConfig::from_env(&Env::from_pairs(&[("TELEPIPE_TRANSCRIPTS_BUCKET", "t")])).unwrap();
     let corpus = corpus();
-    let messages: Vec<Received> = corpus
-        .iter()
-        .enumerate()
-        .map(|(n, (_, body, _, _))| received(n, body))
-        .collect();
-    let (response, dispositions) = process_batch(
-        intake::STAGE,
-        &messages,
-        &queue,
-        &consumer(),
-        async |body: &str| intake::handle_message(&ports, &config, body).await,
-    )
+    let dispositions = dispose_of_corpus(intake::STAGE, &queue, async |body: &str| {
+        intake::handle_message(&ports, &config, body).await
+    })
     .await;
-    assert!(
-        response.batch_item_failures.is_empty(),
-        "nothing malformed is retried"
-    );
     for ((name, _, allowed, _), disposition) in corpus.iter().zip(&dispositions) {
         assert_dead_lettered("intake", name, disposition, allowed);
     }
@@ -143,20 +151,10 @@ async fn every_malformed_message_is_dead_lettered_with_a_reason_by_clinical() {
     let config =
         ClinicalConfig::from_env(&Env::from_pairs(&[("TELEPIPE_RESULTS_BUCKET", "r")])).unwrap();
     let corpus = corpus();
-    let messages: Vec<Received> = corpus
-        .iter()
-        .enumerate()
-        .map(|(n, (_, body, _, _))| received(n, body))
-        .collect();
-    let (response, dispositions) = process_batch(
-        clinical::STAGE,
-        &messages,
-        &queue,
-        &consumer(),
-        async |body: &str| clinical::handle_message(&ports, &config, body).await,
-    )
+    let dispositions = dispose_of_corpus(clinical::STAGE, &queue, async |body: &str| {
+        clinical::handle_message(&ports, &config, body).await
+    })
     .await;
-    assert!(response.batch_item_failures.is_empty());
     for ((name, _, _, allowed), disposition) in corpus.iter().zip(&dispositions) {
         assert_dead_lettered("clinical", name, disposition, allowed);
     }

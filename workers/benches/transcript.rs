@@ -55,22 +55,15 @@ fn chunk_entities(text: &str) -> Vec<Vec<Vec<ClinicalEntity>>> {
                     ] {
                         for (byte, _) in chunk.text.match_indices(term) {
                             let begin = chunk.text[..byte].chars().count() as u32;
-                            found.push(ClinicalEntity {
-                                id: String::new(),
-                                category: "MEDICATION".into(),
-                                kind: "GENERIC_NAME".into(),
-                                text: term.into(),
-                                score: 0.9,
-                                begin_offset: begin,
-                                end_offset: begin + term.chars().count() as u32,
-                                speaker: None,
-                                start_ms: None,
-                                end_ms: None,
-                                turn: None,
-                                traits: vec![],
-                                attributes: vec![],
-                                concepts: vec![],
-                            });
+                            let end = begin + term.chars().count() as u32;
+                            found.push(ClinicalEntity::found(
+                                "MEDICATION",
+                                "GENERIC_NAME",
+                                term,
+                                0.9,
+                                begin,
+                                end,
+                            ));
                         }
                     }
                     found

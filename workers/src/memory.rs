@@ -284,22 +284,17 @@ impl KeywordNlp {
                             score: 0.9,
                         }],
                     };
-                    found.push(ClinicalEntity {
-                        id: String::new(),
-                        category: (*category).to_owned(),
-                        kind: (*kind).to_owned(),
-                        text: original[at..at + term.len()].iter().collect(),
-                        score: 0.99,
-                        begin_offset: at as u32,
-                        end_offset: (at + term.len()) as u32,
-                        speaker: None,
-                        start_ms: None,
-                        end_ms: None,
-                        turn: None,
-                        traits: Vec::new(),
-                        attributes: Vec::new(),
-                        concepts,
-                    });
+                    let text: String = original[at..at + term.len()].iter().collect();
+                    let mut entity = ClinicalEntity::found(
+                        category,
+                        kind,
+                        &text,
+                        0.99,
+                        at as u32,
+                        (at + term.len()) as u32,
+                    );
+                    entity.concepts = concepts;
+                    found.push(entity);
                     at += term.len();
                 } else {
                     at += 1;

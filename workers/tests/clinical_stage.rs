@@ -384,22 +384,15 @@ impl ClinicalNlp for SpanNlp {
             .map(|&(a, b)| {
                 let (begin, len) = (a as usize % chars.len(), 1 + b as usize % 12);
                 let end = (begin + len).min(chars.len());
-                ClinicalEntity {
-                    id: String::new(),
-                    category: "MEDICAL_CONDITION".into(),
-                    kind: "DX_NAME".into(),
-                    text: chars[begin..end].iter().collect(),
-                    score: 0.5,
-                    begin_offset: begin as u32,
-                    end_offset: end as u32,
-                    speaker: None,
-                    start_ms: None,
-                    end_ms: None,
-                    turn: None,
-                    traits: vec![],
-                    attributes: vec![],
-                    concepts: vec![],
-                }
+                let text: String = chars[begin..end].iter().collect();
+                ClinicalEntity::found(
+                    "MEDICAL_CONDITION",
+                    "DX_NAME",
+                    &text,
+                    0.5,
+                    begin as u32,
+                    end as u32,
+                )
             })
             .collect())
     }
