@@ -7,10 +7,12 @@
 //! results document, which lives in the KMS-encrypted results bucket.
 
 pub mod ids;
+pub mod notify;
 pub mod pipeline;
 pub mod results;
 pub mod s3;
 pub mod schema;
+pub mod sessions;
 pub mod transcribe;
 
 /// Version of every event and document shape in this crate; bumped on breaking change.

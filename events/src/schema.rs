@@ -3,10 +3,18 @@
 //! `cargo run -p telepipe-events --bin gen-schemas` rewrites `schemas/`;
 //! `--check` (and the crate's drift test) fails when the committed files differ.
 
+use crate::notify::{
+    NotificationFailed, NotificationRequest, NotificationSent, NotificationSkipped,
+    RecordingMissing, ReminderScheduled, RemindersCancelled,
+};
 use crate::pipeline::{
     ClinicalEntitiesExtracted, PipelineEvent, RecordingRejected, TranscriptionStarted,
 };
 use crate::results::ResultsDocument;
+use crate::sessions::{
+    RecordingCheck, SessionCancelled, SessionEnded, SessionEvent, SessionRescheduled,
+    SessionScheduled, SessionStarted, WaitingRoomJoined,
+};
 use crate::transcribe::TranscribeOutput;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +32,20 @@ pub fn render_all() -> Vec<(String, String)> {
         render::<ClinicalEntitiesExtracted>(ClinicalEntitiesExtracted::SCHEMA_NAME),
         render::<ResultsDocument>("results-document"),
         render::<TranscribeOutput>("transcribe-medical-output"),
+        render::<SessionScheduled>(SessionScheduled::SCHEMA_NAME),
+        render::<SessionRescheduled>(SessionRescheduled::SCHEMA_NAME),
+        render::<SessionCancelled>(SessionCancelled::SCHEMA_NAME),
+        render::<WaitingRoomJoined>(WaitingRoomJoined::SCHEMA_NAME),
+        render::<SessionStarted>(SessionStarted::SCHEMA_NAME),
+        render::<SessionEnded>(SessionEnded::SCHEMA_NAME),
+        render::<RecordingCheck>("recording-check"),
+        render::<NotificationRequest>("notification-request"),
+        render::<ReminderScheduled>(ReminderScheduled::SCHEMA_NAME),
+        render::<RemindersCancelled>(RemindersCancelled::SCHEMA_NAME),
+        render::<RecordingMissing>(RecordingMissing::SCHEMA_NAME),
+        render::<NotificationSent>(NotificationSent::SCHEMA_NAME),
+        render::<NotificationSkipped>(NotificationSkipped::SCHEMA_NAME),
+        render::<NotificationFailed>(NotificationFailed::SCHEMA_NAME),
     ]
 }
 

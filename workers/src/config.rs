@@ -6,9 +6,11 @@
 
 use crate::ports::SpeakerMode;
 use crate::retry::RetryPolicy;
+use crate::sessions::policy::{QuietHours, ReminderPolicy};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
+use telepipe_events::sessions::ContactChannel;
 
 /// A variable that is missing or does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,6 +339,207 @@ impl ClinicalConfig {
     }
 }
 
+/// Parses `24h`, `90m`, `2d` or plain minutes into minutes.
+fn parse_minutes(text: &str) -> Option<u32> {
+    let text = text.trim();
+    let (number, factor) = match text.char_indices().last()? {
+        (i, 'm') => (&text[..i], 1),
+        (i, 'h') => (&text[..i], 60),
+        (i, 'd') => (&text[..i], 1440),
+        _ => (text, 1),
+    };
+    number.trim().parse::<u32>().ok()?.checked_mul(factor)
+}
+
+fn offsets(env: &Env, name: &'static str) -> Result<Vec<u32>, ConfigError> {
+    let text = env.or(name, "24h,1h");
+    if matches!(text.trim(), "none" | "off") {
+        return Ok(Vec::new());
+    }
+    let mut minutes = Vec::new();
+    for part in text.split(',') {
+        match parse_minutes(part) {
+            Some(m) if (1..=60 * 24 * 30).contains(&m) => minutes.push(m),
+            _ => {
+                return Err(ConfigError {
+                    variable: name,
+                    problem: format!(
+                        "must be offsets before the start like 24h,1h or 90m (1 minute to 30 days), or none (got {text:?})"
+                    ),
+                })
+            }
+        }
+    }
+    minutes.sort_unstable_by(|a, b| b.cmp(a));
+    minutes.dedup();
+    Ok(minutes)
+}
+
+fn quiet_hours(env: &Env) -> Result<Option<QuietHours>, ConfigError> {
+    const NAME: &str = "TELEPIPE_QUIET_HOURS";
+    let text = env.or(NAME, "21:00-08:00");
+    if matches!(text.trim(), "none" | "off") {
+        return Ok(None);
+    }
+    let bad = || ConfigError {
+        variable: NAME,
+        problem: format!("must be HH:MM-HH:MM in the patient's zone, or off (got {text:?})"),
+    };
+    let (start, end) = text.split_once('-').ok_or_else(bad)?;
+    let start: jiff::civil::Time = start.trim().parse().map_err(|_| bad())?;
+    let end: jiff::civil::Time = end.trim().parse().map_err(|_| bad())?;
+    if start == end {
+        return Err(bad());
+    }
+    Ok(Some(QuietHours { start, end }))
+}
+
+fn channels(
+    env: &Env,
+    name: &'static str,
+    default: &str,
+) -> Result<Vec<ContactChannel>, ConfigError> {
+    env.or(name, default)
+        .split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| match part.trim() {
+            "sms" => Ok(ContactChannel::Sms),
+            "email" => Ok(ContactChannel::Email),
+            other => Err(ConfigError {
+                variable: name,
+                problem: format!("must list channels sms and/or email (got {other:?})"),
+            }),
+        })
+        .collect()
+}
+
+fn minutes(
+    env: &Env,
+    name: &'static str,
+    default: u32,
+    max: u32,
+) -> Result<jiff::SignedDuration, ConfigError> {
+    let value = env.parsed(name, default, "whole minutes")?;
+    if value > max {
+        return Err(ConfigError {
+            variable: name,
+            problem: format!("must be at most {max} minutes"),
+        });
+    }
+    Ok(jiff::SignedDuration::from_mins(i64::from(value)))
+}
+
+/// The `sessions` stage's settings: the reminder policy and the session-event source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionsConfig {
+    /// `TELEPIPE_SESSIONS_SOURCE` (default `telehealth.sessions`): `source` of the platform's events.
+    pub sessions_source: String,
+    /// `TELEPIPE_REMINDER_OFFSETS_SMS`, `TELEPIPE_REMINDER_OFFSETS_EMAIL` (default `24h,1h`,
+    /// or `none`); `TELEPIPE_QUIET_HOURS` (default `21:00-08:00`, or `off`);
+    /// `TELEPIPE_QUIET_HOURS_CHANNELS` (default `sms`); `TELEPIPE_CONFIRM_WHEN_TOO_LATE`
+    /// (default false).
+    pub policy: ReminderPolicy,
+    /// `TELEPIPE_WAITING_ALERT_WINDOW_MINUTES` (default 10): repeated joins within it alert once.
+    pub waiting_alert_window: jiff::SignedDuration,
+    /// `TELEPIPE_RECORDING_GRACE_MINUTES` (default 120): after a session ends, how long
+    /// its recording may take before `Recording Missing` is published.
+    pub recording_grace: jiff::SignedDuration,
+}
+
+impl SessionsConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let policy = ReminderPolicy {
+            offsets: [
+                (
+                    ContactChannel::Sms,
+                    offsets(env, "TELEPIPE_REMINDER_OFFSETS_SMS")?,
+                ),
+                (
+                    ContactChannel::Email,
+                    offsets(env, "TELEPIPE_REMINDER_OFFSETS_EMAIL")?,
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            quiet_hours: quiet_hours(env)?,
+            quiet_channels: channels(env, "TELEPIPE_QUIET_HOURS_CHANNELS", "sms")?,
+            confirm_when_too_late: env.flag("TELEPIPE_CONFIRM_WHEN_TOO_LATE", false)?,
+        };
+        Ok(Self {
+            sessions_source: env.or(
+                "TELEPIPE_SESSIONS_SOURCE",
+                telepipe_events::sessions::DEFAULT_SESSIONS_SOURCE,
+            ),
+            policy,
+            waiting_alert_window: minutes(
+                env,
+                "TELEPIPE_WAITING_ALERT_WINDOW_MINUTES",
+                10,
+                24 * 60,
+            )?,
+            recording_grace: minutes(env, "TELEPIPE_RECORDING_GRACE_MINUTES", 120, 7 * 24 * 60)?,
+        })
+    }
+}
+
+/// Which SMS provider the notifier uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsProvider {
+    Sns,
+    Twilio,
+}
+
+/// The `notifier` stage's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifierConfig {
+    /// `TELEPIPE_CLINIC_NAME` (default `your clinic`): used when a booking names none.
+    pub clinic_name: String,
+    /// `TELEPIPE_JOIN_URL` (optional): join link when a booking has none; `{session_id}`
+    /// is replaced by the session id.
+    pub join_url: Option<String>,
+    /// `TELEPIPE_CLAIM_LEASE_SECONDS` (default 300): how long a claimed, uncompleted
+    /// notification is assumed still in flight. Longer than any provider call can take.
+    pub claim_lease: jiff::SignedDuration,
+    /// `TELEPIPE_IDEMPOTENCY_DAYS` (default 14): how long sent-notification records are kept.
+    pub idempotency_window: jiff::SignedDuration,
+    /// `TELEPIPE_SMS_PROVIDER` (`sns` default, or `twilio`).
+    pub sms_provider: SmsProvider,
+}
+
+impl NotifierConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let lease = env.parsed("TELEPIPE_CLAIM_LEASE_SECONDS", 300u32, "whole seconds")?;
+        let days = env.parsed(
+            "TELEPIPE_IDEMPOTENCY_DAYS",
+            14u32,
+            "whole days from 1 to 365",
+        )?;
+        if !(1..=365).contains(&days) {
+            return Err(ConfigError {
+                variable: "TELEPIPE_IDEMPOTENCY_DAYS",
+                problem: "must be from 1 to 365".into(),
+            });
+        }
+        let sms_provider = match env.or("TELEPIPE_SMS_PROVIDER", "sns").as_str() {
+            "sns" => SmsProvider::Sns,
+            "twilio" => SmsProvider::Twilio,
+            other => {
+                return Err(ConfigError {
+                    variable: "TELEPIPE_SMS_PROVIDER",
+                    problem: format!("must be sns or twilio (got {other:?})"),
+                })
+            }
+        };
+        Ok(Self {
+            clinic_name: env.or("TELEPIPE_CLINIC_NAME", "your clinic"),
+            join_url: env.optional("TELEPIPE_JOIN_URL"),
+            claim_lease: jiff::SignedDuration::from_secs(i64::from(lease.max(30))),
+            idempotency_window: jiff::SignedDuration::from_hours(24 * i64::from(days)),
+            sms_provider,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,5 +608,42 @@ mod tests {
             ("TELEPIPE_RETRY_MAX_SECONDS", "50000"),
         ];
         assert_eq!(variable(&pairs), "TELEPIPE_RETRY_MAX_SECONDS");
+    }
+
+    #[test]
+    fn reminder_policy_settings_parse_and_name_the_variable() {
+        let defaults = SessionsConfig::from_env(&Env::from_pairs(&[])).unwrap();
+        assert_eq!(defaults.policy, ReminderPolicy::default());
+        assert_eq!(defaults.sessions_source, "telehealth.sessions");
+        let custom = SessionsConfig::from_env(&Env::from_pairs(&[
+            ("TELEPIPE_REMINDER_OFFSETS_SMS", "1h, 2d,90m"),
+            ("TELEPIPE_REMINDER_OFFSETS_EMAIL", "none"),
+            ("TELEPIPE_QUIET_HOURS", "22:30-07:15"),
+            ("TELEPIPE_CONFIRM_WHEN_TOO_LATE", "yes"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            custom.policy.offsets[&ContactChannel::Sms],
+            vec![2880, 90, 60]
+        );
+        assert!(custom.policy.offsets[&ContactChannel::Email].is_empty());
+        assert_eq!(
+            custom.policy.quiet_hours.unwrap().start,
+            jiff::civil::time(22, 30, 0, 0)
+        );
+        assert!(custom.policy.confirm_when_too_late);
+        for (name, value) in [
+            ("TELEPIPE_REMINDER_OFFSETS_SMS", "soon"),
+            ("TELEPIPE_QUIET_HOURS", "21-8"),
+            ("TELEPIPE_QUIET_HOURS_CHANNELS", "fax"),
+            ("TELEPIPE_RECORDING_GRACE_MINUTES", "-5"),
+        ] {
+            let err = SessionsConfig::from_env(&Env::from_pairs(&[(name, value)])).unwrap_err();
+            assert_eq!(err.variable, name);
+        }
+        let err =
+            NotifierConfig::from_env(&Env::from_pairs(&[("TELEPIPE_SMS_PROVIDER", "pigeon")]))
+                .unwrap_err();
+        assert_eq!(err.variable, "TELEPIPE_SMS_PROVIDER");
     }
 }

@@ -35,6 +35,8 @@ pub enum PortErrorKind {
     /// The service refused the request as malformed; resending it cannot help.
     InvalidRequest,
     AccessDenied,
+    /// A conditional write lost to a concurrent writer: re-read and try again.
+    Conflict,
     /// Anything unclassified; treated as retryable so nothing is dead-lettered on a guess.
     Other,
 }
@@ -46,6 +48,7 @@ impl PortErrorKind {
             | Self::QuotaExceeded
             | Self::Unavailable
             | Self::Timeout
+            | Self::Conflict
             | Self::Other => ErrorClass::Retryable,
             Self::NotFound | Self::AlreadyExists | Self::InvalidRequest | Self::AccessDenied => {
                 ErrorClass::Permanent
@@ -63,6 +66,7 @@ impl PortErrorKind {
             Self::Timeout => "timeout",
             Self::InvalidRequest => "invalid_request",
             Self::AccessDenied => "access_denied",
+            Self::Conflict => "conflict",
             Self::Other => "other",
         }
     }
@@ -190,7 +194,14 @@ mod tests {
     #[test]
     fn every_kind_has_the_documented_class() {
         use PortErrorKind::*;
-        for kind in [Throttled, QuotaExceeded, Unavailable, Timeout, Other] {
+        for kind in [
+            Throttled,
+            QuotaExceeded,
+            Unavailable,
+            Timeout,
+            Conflict,
+            Other,
+        ] {
             assert_eq!(kind.class(), ErrorClass::Retryable, "{kind:?}");
         }
         for kind in [NotFound, AlreadyExists, InvalidRequest, AccessDenied] {

@@ -20,5 +20,6 @@ pub mod memory;
 pub mod ports;
 pub mod records;
 pub mod retry;
+pub mod sessions;
 pub mod synth;
 pub mod telemetry;

@@ -319,3 +319,228 @@ impl ClinicalNlp for KeywordNlp {
         }
     }
 }
+
+/// Session state with revisions, as a conditional-write store keeps it.
+#[derive(Default)]
+pub struct MemorySessionStore {
+    pub sessions: Mutex<BTreeMap<String, crate::ports::StoredSession>>,
+    pub writes: std::sync::atomic::AtomicUsize,
+    pub failures: Script,
+}
+
+impl MemorySessionStore {
+    pub fn get(&self, session_id: &str) -> Option<crate::sessions::state::SessionState> {
+        self.sessions
+            .lock()
+            .unwrap()
+            .get(session_id)
+            .map(|s| s.state.clone())
+    }
+}
+
+impl crate::ports::SessionStore for MemorySessionStore {
+    async fn load(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<crate::ports::StoredSession>, PortError> {
+        self.failures.next("dynamodb", "GetItem")?;
+        Ok(self.sessions.lock().unwrap().get(session_id).cloned())
+    }
+
+    async fn save(
+        &self,
+        state: &crate::sessions::state::SessionState,
+        expected: Option<u64>,
+    ) -> Result<u64, PortError> {
+        self.failures.next("dynamodb", "PutItem")?;
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut sessions = self.sessions.lock().unwrap();
+        let current = sessions.get(&state.session_id).map(|s| s.revision);
+        if current != expected {
+            return Err(
+                PortError::new(PortErrorKind::Conflict, "dynamodb", "PutItem")
+                    .with_code("ConditionalCheckFailedException"),
+            );
+        }
+        let revision = expected.unwrap_or(0) + 1;
+        sessions.insert(
+            state.session_id.clone(),
+            crate::ports::StoredSession {
+                state: state.clone(),
+                revision,
+            },
+        );
+        Ok(revision)
+    }
+}
+
+/// One-time schedules by name, with counts of the calls made.
+#[derive(Default)]
+pub struct MemoryScheduler {
+    pub schedules: Mutex<BTreeMap<String, crate::ports::OneTimeSchedule>>,
+    pub creates: std::sync::atomic::AtomicUsize,
+    pub deletes: std::sync::atomic::AtomicUsize,
+    pub failures: Script,
+}
+
+impl MemoryScheduler {
+    /// Removes and returns the schedules due at `now`, as firing does.
+    pub fn fire_due(&self, now: jiff::Timestamp) -> Vec<crate::ports::OneTimeSchedule> {
+        let mut schedules = self.schedules.lock().unwrap();
+        let due: Vec<String> = schedules
+            .iter()
+            .filter(|(_, s)| s.fire_at <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut fired: Vec<_> = due
+            .iter()
+            .filter_map(|name| schedules.remove(name))
+            .collect();
+        fired.sort_by_key(|s| s.fire_at);
+        fired
+    }
+}
+
+impl crate::ports::Scheduler for MemoryScheduler {
+    async fn create(
+        &self,
+        schedule: &crate::ports::OneTimeSchedule,
+    ) -> Result<crate::ports::ScheduleCreated, PortError> {
+        self.failures.next("scheduler", "CreateSchedule")?;
+        self.creates
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut schedules = self.schedules.lock().unwrap();
+        if schedules.contains_key(&schedule.name) {
+            return Ok(crate::ports::ScheduleCreated::AlreadyExists);
+        }
+        schedules.insert(schedule.name.clone(), schedule.clone());
+        Ok(crate::ports::ScheduleCreated::Created)
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, PortError> {
+        self.failures.next("scheduler", "DeleteSchedule")?;
+        self.deletes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.schedules.lock().unwrap().remove(name).is_some())
+    }
+}
+
+/// Collects notifications enqueued for now.
+#[derive(Default)]
+pub struct MemoryNotifications {
+    pub enqueued: Mutex<Vec<telepipe_events::notify::NotificationRequest>>,
+    pub failures: Script,
+}
+
+impl crate::ports::NotificationQueue for MemoryNotifications {
+    async fn enqueue(
+        &self,
+        request: &telepipe_events::notify::NotificationRequest,
+    ) -> Result<(), PortError> {
+        self.failures.next("sqs", "SendMessage")?;
+        self.enqueued.lock().unwrap().push(request.clone());
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LedgerEntry {
+    Claimed { owner: String, at: jiff::Timestamp },
+    Done(crate::ports::IntentOutcome),
+}
+
+/// Idempotency records with the conditional-create semantics of the real ledgers.
+#[derive(Default)]
+pub struct MemoryLedger {
+    entries: Mutex<BTreeMap<String, LedgerEntry>>,
+    pub failures: Script,
+}
+
+impl MemoryLedger {
+    pub fn outcome(&self, intent_id: &str) -> Option<crate::ports::IntentOutcome> {
+        match self.entries.lock().unwrap().get(intent_id) {
+            Some(LedgerEntry::Done(outcome)) => Some(outcome.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl crate::ports::IntentLedger for MemoryLedger {
+    async fn claim(
+        &self,
+        _session_id: &str,
+        intent_id: &str,
+        owner: &str,
+        now: jiff::Timestamp,
+    ) -> Result<crate::ports::Claim, PortError> {
+        use crate::ports::Claim;
+        self.failures.next("dynamodb", "PutItem")?;
+        let mut entries = self.entries.lock().unwrap();
+        Ok(match entries.get(intent_id) {
+            None => {
+                entries.insert(
+                    intent_id.to_owned(),
+                    LedgerEntry::Claimed {
+                        owner: owner.to_owned(),
+                        at: now,
+                    },
+                );
+                Claim::Claimed
+            }
+            Some(LedgerEntry::Claimed { at, .. }) => Claim::InFlight { claimed_at: *at },
+            Some(LedgerEntry::Done(outcome)) => Claim::Completed(outcome.clone()),
+        })
+    }
+
+    async fn complete(
+        &self,
+        _session_id: &str,
+        intent_id: &str,
+        outcome: &crate::ports::IntentOutcome,
+    ) -> Result<(), PortError> {
+        self.failures.next("dynamodb", "UpdateItem")?;
+        self.entries
+            .lock()
+            .unwrap()
+            .insert(intent_id.to_owned(), LedgerEntry::Done(outcome.clone()));
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        _session_id: &str,
+        intent_id: &str,
+        owner: &str,
+    ) -> Result<(), PortError> {
+        self.failures.next("dynamodb", "DeleteItem")?;
+        let mut entries = self.entries.lock().unwrap();
+        if matches!(entries.get(intent_id), Some(LedgerEntry::Claimed { owner: o, .. }) if o == owner)
+        {
+            entries.remove(intent_id);
+        }
+        Ok(())
+    }
+}
+
+/// Collects sent messages; failures scripted per call.
+#[derive(Default)]
+pub struct MemorySender {
+    pub sent: Mutex<Vec<crate::ports::OutboundMessage>>,
+    pub failures: Script,
+}
+
+impl crate::ports::MessageSender for MemorySender {
+    async fn send(
+        &self,
+        message: &crate::ports::OutboundMessage,
+    ) -> Result<crate::ports::SendReceipt, PortError> {
+        self.failures.next("sender", "Send")?;
+        let mut sent = self.sent.lock().unwrap();
+        sent.push(message.clone());
+        Ok(crate::ports::SendReceipt {
+            provider: "memory",
+            provider_message_id: Some(format!("m-{}", sent.len())),
+        })
+    }
+}

@@ -249,3 +249,167 @@ pub trait MessageQueue: Send + Sync {
         delay_secs: u32,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
+
+/// A session's state with the revision it was read at (for conditional writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub state: crate::sessions::state::SessionState,
+    pub revision: u64,
+}
+
+/// Durable session state (DynamoDB on AWS, SQLite locally), written conditionally.
+pub trait SessionStore: Send + Sync {
+    fn load(
+        &self,
+        session_id: &str,
+    ) -> impl Future<Output = Result<Option<StoredSession>, PortError>> + Send;
+
+    /// Writes `state` if the stored revision is still `expected` (`None`: not stored yet);
+    /// otherwise fails with `PortErrorKind::Conflict`. Returns the new revision.
+    fn save(
+        &self,
+        state: &crate::sessions::state::SessionState,
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<u64, PortError>> + Send;
+}
+
+/// Where a one-time schedule delivers its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScheduleTarget {
+    /// The notifier's queue (reminders).
+    Notifications,
+    /// The sessions worker's own queue (recording checks).
+    Sessions,
+}
+
+impl ScheduleTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Notifications => "notifications",
+            Self::Sessions => "sessions",
+        }
+    }
+}
+
+/// A message to deliver once, at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneTimeSchedule {
+    pub name: String,
+    pub fire_at: jiff::Timestamp,
+    /// IANA zone the `at()` expression is written in.
+    pub time_zone: String,
+    pub target: ScheduleTarget,
+    pub payload: String,
+}
+
+/// Outcome of creating a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleCreated {
+    Created,
+    /// A schedule of that name exists: an earlier delivery created it.
+    AlreadyExists,
+}
+
+/// One-time schedules (EventBridge Scheduler on AWS, SQLite timers locally).
+pub trait Scheduler: Send + Sync {
+    fn create(
+        &self,
+        schedule: &OneTimeSchedule,
+    ) -> impl Future<Output = Result<ScheduleCreated, PortError>> + Send;
+
+    /// Deletes a schedule; `Ok(false)` when it no longer exists (fired, or deleted before).
+    fn delete(&self, name: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
+}
+
+/// The notifications queue, for notifications due now.
+pub trait NotificationQueue: Send + Sync {
+    fn enqueue(
+        &self,
+        request: &telepipe_events::notify::NotificationRequest,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// How an intent to notify ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum IntentOutcome {
+    Sent {
+        provider: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider_message_id: Option<String>,
+    },
+    Failed {
+        reason: String,
+    },
+    /// The sender crashed between sending and recording: it may or may not have gone out.
+    Unknown,
+}
+
+/// The state of an intent's idempotency record when claiming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This caller owns the intent now and may send.
+    Claimed,
+    /// Someone claimed it at `claimed_at` and has not completed it.
+    InFlight {
+        claimed_at: jiff::Timestamp,
+    },
+    Completed(IntentOutcome),
+}
+
+/// The notifier's idempotency records: claimed (conditional create) before sending,
+/// completed after. Records expire after the idempotency window.
+pub trait IntentLedger: Send + Sync {
+    fn claim(
+        &self,
+        session_id: &str,
+        intent_id: &str,
+        owner: &str,
+        now: jiff::Timestamp,
+    ) -> impl Future<Output = Result<Claim, PortError>> + Send;
+
+    fn complete(
+        &self,
+        session_id: &str,
+        intent_id: &str,
+        outcome: &IntentOutcome,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Gives a claim up when sending provably did not happen (the provider refused), so a
+    /// retry may send. Only the owner's claim is released.
+    fn release(
+        &self,
+        session_id: &str,
+        intent_id: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// A rendered message for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundMessage {
+    pub channel: telepipe_events::sessions::ContactChannel,
+    /// E.164 number or email address, validated.
+    pub to: String,
+    /// Email only.
+    pub subject: Option<String>,
+    pub body: String,
+    /// Passed to providers that deduplicate (SES/SNS ignore it; the outbox names files by it).
+    pub intent_id: String,
+}
+
+/// What a provider answered when it accepted a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// `sns`, `twilio`, `ses`, `outbox`.
+    pub provider: &'static str,
+    pub provider_message_id: Option<String>,
+}
+
+/// SMS and email delivery.
+pub trait MessageSender: Send + Sync {
+    fn send(
+        &self,
+        message: &OutboundMessage,
+    ) -> impl Future<Output = Result<SendReceipt, PortError>> + Send;
+}
