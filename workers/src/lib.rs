@@ -17,6 +17,7 @@ pub mod intake;
 pub mod lambda;
 pub mod media;
 pub mod memory;
+pub mod notifier;
 pub mod ports;
 pub mod records;
 pub mod retry;

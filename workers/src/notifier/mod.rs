@@ -1,0 +1,356 @@
+//! The `notifier` stage: a notification request becomes at most one SMS or email.
+//!
+//! Per message: the session is re-read, and a request the session no longer wants
+//! (cancelled, moved, started, ended) is skipped and published as skipped. Otherwise the
+//! intent is claimed in the ledger (a conditional create) before sending and completed
+//! after. The design errs on the side of **not sending twice**: a claim found still open
+//! after its lease means an earlier attempt crashed between sending and recording, and
+//! the message may have gone out, so it is not sent again but published as
+//! `Notification Failed` with reason `outcome_unknown` for a person to look at. Patients
+//! tolerate a missed reminder (the platform still shows the appointment) better than a
+//! clinic tolerates duplicate texts, which erode trust and opt-outs. Only errors that
+//! prove the provider did not accept the message (throttling, 5xx refusals) release the
+//! claim so a retry can send.
+
+pub mod address;
+pub mod templates;
+
+use crate::config::NotifierConfig;
+use crate::error::{ErrorClass, PortResultExt, StageError};
+use crate::ports::{
+    Claim, EventPublisher, IntentLedger, IntentOutcome, MessageSender, OutboundMessage,
+    OutgoingEvent, SessionStore,
+};
+use crate::sessions::state::SessionState;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use telepipe_events::notify::{
+    outcome_event_id, NotificationFailed, NotificationKind, NotificationRef, NotificationRequest,
+    NotificationSent, NotificationSkipped, SkipReason,
+};
+use telepipe_events::pipeline::{schema_version, PipelineEvent};
+use telepipe_events::sessions::ContactChannel;
+use templates::{builtin, Language, MessageContext};
+use tracing::{info, warn};
+
+/// The stage name used in dead letters, metrics and logs.
+pub const STAGE: &str = "notifier";
+
+/// The ports `notifier` touches.
+pub struct NotifierPorts<'a, St, L, S, P> {
+    pub store: &'a St,
+    pub ledger: &'a L,
+    pub sender: &'a S,
+    pub events: &'a P,
+}
+
+/// What became of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyOutcome {
+    Sent {
+        provider: String,
+    },
+    Skipped(SkipReason),
+    /// An earlier attempt may have sent it; not sent again.
+    OutcomeUnknown,
+}
+
+/// Handles one notifications-queue message at `now`. `attempt` identifies this delivery
+/// attempt (message id and receive count): it owns the claim it makes.
+pub async fn handle_message<St, L, S, P>(
+    ports: &NotifierPorts<'_, St, L, S, P>,
+    config: &NotifierConfig,
+    body: &str,
+    attempt: &str,
+    now: Timestamp,
+) -> Result<NotifyOutcome, StageError>
+where
+    St: SessionStore,
+    L: IntentLedger,
+    S: MessageSender,
+    P: EventPublisher,
+{
+    let request: NotificationRequest = serde_json::from_str(body).map_err(|err| {
+        StageError::permanent(
+            "malformed_notification_request",
+            telepipe_events::sessions::redact_quoted(&err.to_string()),
+        )
+    })?;
+    let span = tracing::Span::current();
+    span.record("session_id", request.session_id.as_str());
+    let context = || {
+        format!(
+            "session={} intent={}",
+            request.session_id, request.intent_id
+        )
+    };
+    let reference = NotificationRef::from(&request);
+
+    let state = ports
+        .store
+        .load(&request.session_id)
+        .await
+        .context(context)?;
+    let state = match state {
+        Some(stored) => stored.state,
+        None => return skip(ports, &reference, SkipReason::UnknownSession).await,
+    };
+    if let Some(reason) = skip_reason(&state, &request) {
+        return skip(ports, &reference, reason).await;
+    }
+    let booking = state
+        .booking
+        .as_ref()
+        .expect("skip_reason checks the booking");
+    let participant = booking.participant(request.recipient);
+    if participant.channel != request.channel {
+        return skip(ports, &reference, SkipReason::ContactChanged).await;
+    }
+    let valid = match request.channel {
+        ContactChannel::Sms => address::is_e164(&participant.address),
+        ContactChannel::Email => address::is_email(&participant.address),
+    };
+    if !valid {
+        let err = StageError::permanent(
+            "invalid_address",
+            format!("{} ({} address)", context(), request.channel.as_str()),
+        );
+        return fail(ports, &reference, err).await;
+    }
+    let message = render(
+        &state,
+        &request,
+        config,
+        &participant.address,
+        participant.locale.as_deref().unwrap_or(&booking.locale),
+    )
+    .map_err(|err| StageError::permanent(err, context()))?;
+
+    match ports
+        .ledger
+        .claim(&request.session_id, &request.intent_id, attempt, now)
+        .await
+        .context(context)?
+    {
+        Claim::Claimed => {}
+        Claim::Completed(IntentOutcome::Sent { provider, .. }) => {
+            // Sent by an earlier delivery that may have died before publishing.
+            publish(ports, &sent_event(&reference, &provider)).await?;
+            return Ok(NotifyOutcome::Skipped(SkipReason::AlreadySent));
+        }
+        Claim::Completed(_) => return Ok(NotifyOutcome::OutcomeUnknown),
+        Claim::InFlight { claimed_at } => {
+            if now.duration_since(claimed_at) < config.claim_lease {
+                return Err(StageError::retryable("notification_in_flight", context()));
+            }
+            warn!(intent_id = %request.intent_id, "an earlier attempt claimed this notification and never completed it; not sending again");
+            ports
+                .ledger
+                .complete(
+                    &request.session_id,
+                    &request.intent_id,
+                    &IntentOutcome::Unknown,
+                )
+                .await
+                .context(context)?;
+            publish(
+                ports,
+                &failed_event(&reference, "outcome_unknown", ErrorClass::Permanent),
+            )
+            .await?;
+            return Ok(NotifyOutcome::OutcomeUnknown);
+        }
+    }
+
+    match ports.sender.send(&message).await {
+        Ok(receipt) => {
+            let outcome = IntentOutcome::Sent {
+                provider: receipt.provider.to_owned(),
+                provider_message_id: receipt.provider_message_id,
+            };
+            // If this write fails the claim stays open and the lease rule above applies:
+            // the message is not sent a second time.
+            ports
+                .ledger
+                .complete(&request.session_id, &request.intent_id, &outcome)
+                .await
+                .context(context)?;
+            publish(ports, &sent_event(&reference, receipt.provider)).await?;
+            info!(
+                kind = request.kind.as_str(),
+                channel = request.channel.as_str(),
+                provider = receipt.provider,
+                "notification sent"
+            );
+            Ok(NotifyOutcome::Sent {
+                provider: receipt.provider.to_owned(),
+            })
+        }
+        Err(err) if err.class() == ErrorClass::Retryable => {
+            ports
+                .ledger
+                .release(&request.session_id, &request.intent_id, attempt)
+                .await
+                .context(context)?;
+            Err(StageError::from_port(err, context()))
+        }
+        Err(err) => {
+            let reason = format!("provider_rejected:{}", err.kind.as_str());
+            ports
+                .ledger
+                .complete(
+                    &request.session_id,
+                    &request.intent_id,
+                    &IntentOutcome::Failed {
+                        reason: reason.clone(),
+                    },
+                )
+                .await
+                .context(context)?;
+            let mut failure = StageError::from_port(err, context());
+            failure.reason = reason;
+            fail(ports, &reference, failure).await
+        }
+    }
+}
+
+/// Why the session no longer wants this notification, if it does not.
+fn skip_reason(state: &SessionState, request: &NotificationRequest) -> Option<SkipReason> {
+    if state.is_cancelled() {
+        return Some(SkipReason::SessionCancelled);
+    }
+    if state.booking.is_none() {
+        return Some(SkipReason::UnknownSession);
+    }
+    if state.has_ended() {
+        return Some(SkipReason::SessionEnded);
+    }
+    match request.kind {
+        NotificationKind::Reminder | NotificationKind::Confirmation => {
+            if state.admitted || state.meeting_started {
+                return Some(SkipReason::SessionStarted);
+            }
+            let planned = request
+                .appointment_start
+                .as_deref()
+                .and_then(|s| s.parse::<Timestamp>().ok());
+            let current = state.timing.as_ref().map(|t| t.start);
+            if planned.is_none() || planned != current {
+                return Some(SkipReason::SessionMoved);
+            }
+        }
+        NotificationKind::WaitingRoomAlert => {
+            if state.admitted || state.clinician_present {
+                return Some(SkipReason::SessionStarted);
+            }
+        }
+    }
+    None
+}
+
+/// The message for `request`, worded in the recipient's language and the patient's zone.
+fn render(
+    state: &SessionState,
+    request: &NotificationRequest,
+    config: &NotifierConfig,
+    to: &str,
+    locale: &str,
+) -> Result<OutboundMessage, &'static str> {
+    let booking = state.booking.as_ref().ok_or("unknown_session")?;
+    let timing = state.timing.as_ref().ok_or("session_without_time")?;
+    let tz = TimeZone::get(&timing.time_zone).map_err(|_| "invalid_time_zone")?;
+    let language = Language::from_locale(locale);
+    let at = timing.start.to_zoned(tz);
+    let (date, time) = language.date_and_time(&at);
+    let join_link = booking
+        .join_url
+        .clone()
+        .or_else(|| {
+            config
+                .join_url
+                .as_ref()
+                .map(|url| url.replace("{session_id}", &state.session_id))
+        })
+        .unwrap_or_else(|| language.no_link().to_owned());
+    let context = MessageContext {
+        clinic: booking
+            .clinic_name
+            .clone()
+            .unwrap_or_else(|| config.clinic_name.clone()),
+        date,
+        time,
+        zone: at.strftime("%Z").to_string(),
+        join_link,
+    };
+    let templates = builtin(language, request.kind, request.channel);
+    Ok(OutboundMessage {
+        channel: request.channel,
+        to: to.to_owned(),
+        subject: templates.subject.map(|s| s.render(&context)),
+        body: templates.body.render(&context),
+        intent_id: request.intent_id.clone(),
+    })
+}
+
+async fn publish<St, L, S, P: EventPublisher>(
+    ports: &NotifierPorts<'_, St, L, S, P>,
+    event: &OutgoingEvent,
+) -> Result<(), StageError> {
+    ports
+        .events
+        .publish(event)
+        .await
+        .context(|| format!("event={}", event.event_id))
+}
+
+async fn skip<St, L, S, P: EventPublisher>(
+    ports: &NotifierPorts<'_, St, L, S, P>,
+    reference: &NotificationRef,
+    reason: SkipReason,
+) -> Result<NotifyOutcome, StageError> {
+    info!(
+        reason = reason.as_str(),
+        kind = reference.kind.as_str(),
+        "notification skipped"
+    );
+    let event = NotificationSkipped {
+        schema_version: schema_version(),
+        event_id: outcome_event_id(NotificationSkipped::DETAIL_TYPE, &reference.intent_id),
+        notification: reference.clone(),
+        reason,
+    };
+    publish(ports, &OutgoingEvent::from_event(&event)).await?;
+    Ok(NotifyOutcome::Skipped(reason))
+}
+
+/// Publishes the failure, then returns it so the message is dead-lettered with its reason.
+async fn fail<St, L, S, P: EventPublisher>(
+    ports: &NotifierPorts<'_, St, L, S, P>,
+    reference: &NotificationRef,
+    err: StageError,
+) -> Result<NotifyOutcome, StageError> {
+    publish(ports, &failed_event(reference, &err.reason, err.class)).await?;
+    Err(err)
+}
+
+fn sent_event(reference: &NotificationRef, provider: &str) -> OutgoingEvent {
+    OutgoingEvent::from_event(&NotificationSent {
+        schema_version: schema_version(),
+        event_id: outcome_event_id(NotificationSent::DETAIL_TYPE, &reference.intent_id),
+        notification: reference.clone(),
+        provider: provider.to_owned(),
+    })
+}
+
+fn failed_event(reference: &NotificationRef, reason: &str, class: ErrorClass) -> OutgoingEvent {
+    OutgoingEvent::from_event(&NotificationFailed {
+        schema_version: schema_version(),
+        event_id: outcome_event_id(NotificationFailed::DETAIL_TYPE, &reference.intent_id),
+        notification: reference.clone(),
+        reason: reason.to_owned(),
+        error_class: class.as_str().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
