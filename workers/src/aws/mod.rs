@@ -6,16 +6,24 @@
 //! (default false) is the one addition: emulators on `127.0.0.1` need path-style URLs.
 
 mod comprehend;
+mod dynamodb;
 mod eventbridge;
+mod notify;
 mod s3;
+mod scheduler;
 mod sqs;
 mod transcribe;
+mod twilio;
 
 pub use comprehend::ComprehendMedicalNlp;
+pub use dynamodb::{DynamoIntentLedger, DynamoSessionStore};
 pub use eventbridge::EventBridgePublisher;
+pub use notify::{Channels, SesEmail, SmsSender, SnsSms, SqsNotifications};
 pub use s3::S3Store;
+pub use scheduler::{EventBridgeScheduler, SchedulerConfig};
 pub use sqs::SqsQueue;
 pub use transcribe::TranscribeMedical;
+pub use twilio::{TwilioConfig, TwilioSms};
 
 use crate::error::{PortError, PortErrorKind};
 use aws_config::BehaviorVersion;
@@ -55,6 +63,7 @@ pub fn kind_from_code(code: Option<&str>, status: Option<u16>) -> PortErrorKind 
             | "RequestThrottled"
             | "RequestThrottledException"
             | "ProvisionedThroughputExceededException"
+            | "KMSThrottlingException"
             | "AWS.SimpleQueueService.RequestThrottled",
         ) => Throttled,
         Some("LimitExceededException" | "ServiceQuotaExceededException") => QuotaExceeded,
@@ -80,6 +89,8 @@ pub fn kind_from_code(code: Option<&str>, status: Option<u16>) -> PortErrorKind 
             | "AWS.SimpleQueueService.NonExistentQueue",
         ) => NotFound,
         Some("ConflictException" | "ResourceAlreadyExistsException") => AlreadyExists,
+        Some("ConditionalCheckFailedException" | "TransactionConflictException") => Conflict,
+        Some("SendingPausedException") => Unavailable,
         Some(
             "AccessDenied"
             | "AccessDeniedException"
@@ -88,7 +99,8 @@ pub fn kind_from_code(code: Option<&str>, status: Option<u16>) -> PortErrorKind 
             | "SignatureDoesNotMatch"
             | "KMS.AccessDeniedException"
             | "KMS.DisabledException"
-            | "InvalidClientTokenId",
+            | "InvalidClientTokenId"
+            | "AuthorizationError",
         ) => AccessDenied,
         Some(
             "InvalidRequestException"
@@ -101,7 +113,12 @@ pub fn kind_from_code(code: Option<&str>, status: Option<u16>) -> PortErrorKind 
             | "MalformedDetail"
             | "InvalidRange"
             | "InvalidMessageContents"
-            | "UnsupportedOperation",
+            | "UnsupportedOperation"
+            | "InvalidParameter"
+            | "InvalidParameterException"
+            | "EndpointDisabled"
+            | "MessageRejected"
+            | "MailFromDomainNotVerifiedException",
         ) => InvalidRequest,
         _ => match status {
             Some(404) => NotFound,

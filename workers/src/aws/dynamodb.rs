@@ -1,0 +1,255 @@
+//! Session state and notification idempotency records in one DynamoDB table.
+//!
+//! Key schema: partition key `pk` (S) = session id, sort key `sk` (S) = `state` for the
+//! session's state or `intent#{intent_id}` for a notification's idempotency record, so
+//! everything of a session is one `Query` away (what forgetting a session needs).
+//! `expires_at` (N, epoch seconds) is the table's TTL attribute for idempotency records.
+//!
+//! State writes are conditional on the revision read (`rev`), claims on the record not
+//! existing: both are DynamoDB conditional writes, atomic across concurrent consumers.
+
+use super::{classify, AwsContext};
+use crate::error::{PortError, PortErrorKind};
+use crate::ports::{Claim, IntentLedger, IntentOutcome, SessionStore, StoredSession};
+use crate::sessions::state::SessionState;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use jiff::{SignedDuration, Timestamp};
+use std::collections::HashMap;
+
+const STATE_SK: &str = "state";
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn get_n(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn corrupt(operation: &'static str) -> PortError {
+    PortError::new(PortErrorKind::InvalidRequest, "dynamodb", operation).with_code("CorruptItem")
+}
+
+/// Whether an SDK error is a failed condition (the expected outcome of a lost race).
+fn is_condition_failure(err: &PortError) -> bool {
+    err.kind == PortErrorKind::Conflict
+}
+
+/// `SessionStore` on DynamoDB.
+#[derive(Clone)]
+pub struct DynamoSessionStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoSessionStore {
+    pub fn new(context: &AwsContext, table: String) -> Self {
+        Self::from_client(Client::new(&context.sdk), table)
+    }
+
+    pub fn from_client(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+impl SessionStore for DynamoSessionStore {
+    async fn load(&self, session_id: &str) -> Result<Option<StoredSession>, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(session_id))
+            .key("sk", s(STATE_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "dynamodb", "GetItem"))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let doc = get_s(&item, "doc").ok_or_else(|| corrupt("GetItem"))?;
+        let state: SessionState = serde_json::from_str(doc).map_err(|_| corrupt("GetItem"))?;
+        let revision = get_n(&item, "rev").ok_or_else(|| corrupt("GetItem"))? as u64;
+        Ok(Some(StoredSession { state, revision }))
+    }
+
+    async fn save(&self, state: &SessionState, expected: Option<u64>) -> Result<u64, PortError> {
+        let revision = expected.unwrap_or(0) + 1;
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&state.session_id))
+            .item("sk", s(STATE_SK))
+            .item(
+                "doc",
+                s(serde_json::to_string(state).expect("state serializes")),
+            )
+            .item("rev", n(revision))
+            .item("updated_at", n(Timestamp::now().as_second()));
+        request = match expected {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(rev) => request
+                .condition_expression("rev = :rev")
+                .expression_attribute_values(":rev", n(rev)),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| classify(&e, "dynamodb", "PutItem"))?;
+        Ok(revision)
+    }
+}
+
+/// `IntentLedger` on DynamoDB (same table as the session state).
+#[derive(Clone)]
+pub struct DynamoIntentLedger {
+    client: Client,
+    table: String,
+    window: SignedDuration,
+}
+
+impl DynamoIntentLedger {
+    pub fn new(context: &AwsContext, table: String, window: SignedDuration) -> Self {
+        Self::from_client(Client::new(&context.sdk), table, window)
+    }
+
+    pub fn from_client(client: Client, table: String, window: SignedDuration) -> Self {
+        Self {
+            client,
+            table,
+            window,
+        }
+    }
+
+    fn sort_key(intent_id: &str) -> String {
+        format!("intent#{intent_id}")
+    }
+
+    fn expires_at(&self, now: Timestamp) -> i64 {
+        now.as_second() + self.window.as_secs()
+    }
+}
+
+impl IntentLedger for DynamoIntentLedger {
+    async fn claim(
+        &self,
+        session_id: &str,
+        intent_id: &str,
+        owner: &str,
+        now: Timestamp,
+    ) -> Result<Claim, PortError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(session_id))
+            .item("sk", s(Self::sort_key(intent_id)))
+            .item("status", s("claimed"))
+            .item("owner", s(owner))
+            .item("claimed_at", n(now.as_second()))
+            .item("expires_at", n(self.expires_at(now)))
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await
+            .map_err(|e| classify(&e, "dynamodb", "PutItem"));
+        match put {
+            Ok(_) => return Ok(Claim::Claimed),
+            Err(err) if is_condition_failure(&err) => {}
+            Err(err) => return Err(err),
+        }
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(session_id))
+            .key("sk", s(Self::sort_key(intent_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "dynamodb", "GetItem"))?
+            .item
+            // Released between our write and read: the next delivery will claim it.
+            .ok_or_else(|| PortError::new(PortErrorKind::Conflict, "dynamodb", "GetItem"))?;
+        match get_s(&item, "status") {
+            Some("claimed") => {
+                let at = get_n(&item, "claimed_at").ok_or_else(|| corrupt("GetItem"))?;
+                Ok(Claim::InFlight {
+                    claimed_at: Timestamp::from_second(at).map_err(|_| corrupt("GetItem"))?,
+                })
+            }
+            Some("done") => {
+                let outcome = get_s(&item, "outcome")
+                    .and_then(|o| serde_json::from_str(o).ok())
+                    .ok_or_else(|| corrupt("GetItem"))?;
+                Ok(Claim::Completed(outcome))
+            }
+            _ => Err(corrupt("GetItem")),
+        }
+    }
+
+    async fn complete(
+        &self,
+        session_id: &str,
+        intent_id: &str,
+        outcome: &IntentOutcome,
+    ) -> Result<(), PortError> {
+        let now = Timestamp::now();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(session_id))
+            .item("sk", s(Self::sort_key(intent_id)))
+            .item("status", s("done"))
+            .item(
+                "outcome",
+                s(serde_json::to_string(outcome).expect("outcomes serialize")),
+            )
+            .item("completed_at", n(now.as_second()))
+            .item("expires_at", n(self.expires_at(now)))
+            .send()
+            .await
+            .map_err(|e| classify(&e, "dynamodb", "PutItem"))?;
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        session_id: &str,
+        intent_id: &str,
+        owner: &str,
+    ) -> Result<(), PortError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(session_id))
+            .key("sk", s(Self::sort_key(intent_id)))
+            .condition_expression("#owner = :owner AND #status = :claimed")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":claimed", s("claimed"))
+            .send()
+            .await
+            .map_err(|e| classify(&e, "dynamodb", "DeleteItem"));
+        match deleted {
+            // Someone else's claim, or completed meanwhile: not ours to release.
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+}
