@@ -2,12 +2,21 @@
 //! type, re-serializes to the same JSON and validates against its event's rules of shape.
 
 use serde_json::Value;
+use telepipe_events::notify::{
+    NotificationFailed, NotificationSent, NotificationSkipped, RecordingMissing, ReminderScheduled,
+    RemindersCancelled,
+};
 use telepipe_events::pipeline::{
     ClinicalEntitiesExtracted, PipelineEvent, RecordingRejected, TranscriptionStarted,
     DEFAULT_SOURCE,
 };
 use telepipe_events::results::ResultsDocument;
 use telepipe_events::schema::{drifted, schemas_dir};
+use telepipe_events::sessions::{
+    parse_session_message, SessionCancelled, SessionEnded, SessionEvent, SessionInput,
+    SessionRescheduled, SessionScheduled, SessionStarted, WaitingRoomJoined,
+    DEFAULT_SESSIONS_SOURCE,
+};
 
 #[test]
 fn committed_schemas_match_the_types() {
@@ -55,6 +64,64 @@ fn clinical_entities_extracted_example_round_trips() {
 }
 
 #[test]
+fn session_and_notification_event_examples_round_trip() {
+    round_trip_event::<ReminderScheduled>();
+    round_trip_event::<RemindersCancelled>();
+    round_trip_event::<RecordingMissing>();
+    round_trip_event::<NotificationSent>();
+    round_trip_event::<NotificationSkipped>();
+    round_trip_event::<NotificationFailed>();
+}
+
+fn round_trip_input<E: SessionEvent + PartialEq + std::fmt::Debug>() -> SessionInput {
+    let envelope = example(E::SCHEMA_NAME);
+    assert_eq!(envelope["source"], DEFAULT_SESSIONS_SOURCE);
+    assert_eq!(envelope["detail-type"], E::DETAIL_TYPE);
+    let detail: E = serde_json::from_value(envelope["detail"].clone()).expect("example parses");
+    assert_eq!(
+        serde_json::to_value(&detail).unwrap(),
+        envelope["detail"],
+        "{}",
+        E::SCHEMA_NAME
+    );
+    parse_session_message(&envelope.to_string(), DEFAULT_SESSIONS_SOURCE)
+        .expect("the worker parses it")
+}
+
+#[test]
+fn session_input_examples_round_trip_and_parse() {
+    assert!(matches!(
+        round_trip_input::<SessionScheduled>(),
+        SessionInput::Scheduled(_)
+    ));
+    assert!(matches!(
+        round_trip_input::<SessionRescheduled>(),
+        SessionInput::Rescheduled(_)
+    ));
+    assert!(matches!(
+        round_trip_input::<SessionCancelled>(),
+        SessionInput::Cancelled(_)
+    ));
+    assert!(matches!(
+        round_trip_input::<WaitingRoomJoined>(),
+        SessionInput::WaitingRoomJoined(_)
+    ));
+    assert!(matches!(
+        round_trip_input::<SessionStarted>(),
+        SessionInput::Started(_)
+    ));
+    assert!(matches!(
+        round_trip_input::<SessionEnded>(),
+        SessionInput::Ended(_)
+    ));
+    let chime = example("chime-attendee-joined").to_string();
+    assert!(matches!(
+        parse_session_message(&chime, DEFAULT_SESSIONS_SOURCE).unwrap(),
+        SessionInput::Chime(_)
+    ));
+}
+
+#[test]
 fn results_document_example_round_trips() {
     let value = example("results-document");
     let doc: ResultsDocument = serde_json::from_value(value.clone()).unwrap();
@@ -97,6 +164,13 @@ fn event_details_have_no_text_bearing_fields() {
         TranscriptionStarted::SCHEMA_NAME,
         RecordingRejected::SCHEMA_NAME,
         ClinicalEntitiesExtracted::SCHEMA_NAME,
+        ReminderScheduled::SCHEMA_NAME,
+        RemindersCancelled::SCHEMA_NAME,
+        RecordingMissing::SCHEMA_NAME,
+        NotificationSent::SCHEMA_NAME,
+        NotificationSkipped::SCHEMA_NAME,
+        NotificationFailed::SCHEMA_NAME,
+        "notification-request",
     ] {
         let text =
             std::fs::read_to_string(schemas_dir().join(format!("{name}.schema.json"))).unwrap();
@@ -114,6 +188,15 @@ fn event_details_have_no_text_bearing_fields() {
             "description",
             "file_name",
             "name",
+            "address",
+            "to",
+            "body",
+            "subject",
+            "phone",
+            "email",
+            "start",
+            "diagnosis",
+            "notes",
         ] {
             assert!(
                 !names.iter().any(|n| n == forbidden),

@@ -36,7 +36,8 @@ pub fn deployed_rules() -> Result<Vec<Rule>, PatternError> {
             Ok(Rule {
                 name: rule["name"].as_str().unwrap_or_default().to_owned(),
                 pattern: Pattern::parse(&rule["pattern"])?,
-                target_queue: None,
+                // The local queue standing in for the rule's SQS target, if it has a consumer here.
+                target_queue: rule["queue"].as_str().map(str::to_owned),
             })
         })
         .collect()
@@ -141,22 +142,66 @@ mod tests {
     }
 
     #[test]
-    fn the_deployed_rules_match_the_events_the_workers_publish() {
+    fn the_deployed_rules_match_the_events_the_workers_publish_and_consume() {
         let bus = bus();
+        let routed = |name: &str| bus.put(&example(name)).unwrap();
         assert_eq!(
-            bus.put(&example(TranscriptionStarted::SCHEMA_NAME))
-                .unwrap(),
+            routed(TranscriptionStarted::SCHEMA_NAME),
+            ["pipeline-events", "recording-arrivals"]
+        );
+        assert_eq!(
+            routed(ClinicalEntitiesExtracted::SCHEMA_NAME),
             ["pipeline-events"]
         );
         assert_eq!(
-            bus.put(&example(ClinicalEntitiesExtracted::SCHEMA_NAME))
-                .unwrap(),
-            ["pipeline-events"]
+            routed(RecordingRejected::SCHEMA_NAME),
+            [
+                "pipeline-events",
+                "recording-rejected",
+                "recording-arrivals"
+            ]
         );
-        assert_eq!(
-            bus.put(&example(RecordingRejected::SCHEMA_NAME)).unwrap(),
-            ["pipeline-events", "recording-rejected"]
-        );
+        for published in [
+            "reminder-scheduled",
+            "reminders-cancelled",
+            "recording-missing",
+            "notification-sent",
+            "notification-skipped",
+            "notification-failed",
+        ] {
+            assert_eq!(routed(published), ["pipeline-events"], "{published}");
+        }
+        for consumed in [
+            "session-scheduled",
+            "session-rescheduled",
+            "session-cancelled",
+            "waiting-room-joined",
+            "session-started",
+            "session-ended",
+        ] {
+            assert_eq!(routed(consumed), ["session-events"], "{consumed}");
+        }
+        assert_eq!(routed("chime-attendee-joined"), ["chime-meeting-events"]);
+        let mut other_chime = example("chime-attendee-joined");
+        other_chime["detail"]["eventType"] = "chime:AudioTrackMuted".into();
+        assert!(bus.put(&other_chime).unwrap().is_empty());
+    }
+
+    #[test]
+    fn session_events_reach_the_sessions_queue() {
+        let bus = bus();
+        bus.queues
+            .declare(&crate::queue::QueueSpec {
+                name: "sessions".into(),
+                visibility_secs: 30,
+                max_receives: 5,
+                dead_letter_queue: None,
+            })
+            .unwrap();
+        bus.put(&example("session-scheduled")).unwrap();
+        bus.put(&example(TranscriptionStarted::SCHEMA_NAME))
+            .unwrap();
+        assert_eq!(bus.queues.receive("sessions", 10).unwrap().len(), 2);
     }
 
     #[tokio::test]
@@ -177,7 +222,7 @@ mod tests {
         assert_eq!(detail_type, "Recording Rejected");
         let envelope: Value = serde_json::from_str(&envelope).unwrap();
         assert_eq!(envelope["source"], "telepipe");
-        assert_eq!(bus.put(&envelope).unwrap().len(), 2);
+        assert_eq!(bus.put(&envelope).unwrap().len(), 3);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod nlp;
 pub mod pattern;
 pub mod queue;
 pub mod runtime;
+pub mod sessions;
 pub mod status;
 pub mod store;
 pub mod transcriber;

@@ -10,6 +10,10 @@
 use crate::bus::{deployed_rules, LocalBus};
 use crate::db::Db;
 use crate::queue::{LocalMessage, QueueSpec, Queues};
+use crate::sessions::{
+    LocalLedger, LocalNotifications, LocalScheduler, LocalSessionStore, Outbox, NOTIFICATIONS_DLQ,
+    NOTIFICATIONS_QUEUE, SESSIONS_DLQ, SESSIONS_QUEUE,
+};
 use crate::store::{FsStore, Notification};
 use crate::transcriber::{self, JobOutcome, JobWorker, LocalTranscriber, SpeechToText};
 use std::path::{Path, PathBuf};
@@ -17,11 +21,14 @@ use std::sync::Arc;
 use telepipe_workers::batch::{process_batch, Received};
 use telepipe_workers::clinical::{self, ClinicalPorts};
 use telepipe_workers::config::{
-    ClinicalConfig, ConfigError, ConsumerConfig, Env, EventsConfig, IntakeConfig,
+    ClinicalConfig, ConfigError, ConsumerConfig, Env, EventsConfig, IntakeConfig, NotifierConfig,
+    SessionsConfig,
 };
 use telepipe_workers::error::PortError;
 use telepipe_workers::intake::{self, IntakePorts};
+use telepipe_workers::notifier::{self, NotifierPorts};
 use telepipe_workers::ports::ClinicalNlp;
+use telepipe_workers::sessions::{self, SessionsPorts};
 
 pub const RECORDINGS_BUCKET: &str = "recordings";
 pub const TRANSCRIPTS_BUCKET: &str = "transcripts";
@@ -84,6 +91,16 @@ pub struct Pipeline<N: ClinicalNlp, E: SpeechToText> {
     pub clinical: ClinicalConfig,
     pub intake_consumer: ConsumerConfig,
     pub clinical_consumer: ConsumerConfig,
+    pub session_store: LocalSessionStore,
+    pub scheduler: LocalScheduler,
+    pub notifications: LocalNotifications,
+    pub ledger: LocalLedger,
+    /// Where "sent" SMS and email go: `DATA_DIR/outbox/`, one JSON file each.
+    pub outbox: Outbox,
+    pub sessions: SessionsConfig,
+    pub notifier: NotifierConfig,
+    pub sessions_consumer: ConsumerConfig,
+    pub notifications_consumer: ConsumerConfig,
     pub faults: Faults,
 }
 
@@ -94,11 +111,20 @@ pub struct Round {
     pub intake_messages: usize,
     pub job: Option<JobOutcome>,
     pub clinical_messages: usize,
+    pub timers_fired: usize,
+    pub session_messages: usize,
+    pub notification_messages: usize,
 }
 
 impl Round {
     pub fn did_work(&self) -> bool {
-        self.announced + self.intake_messages + self.clinical_messages > 0
+        self.announced
+            + self.intake_messages
+            + self.clinical_messages
+            + self.timers_fired
+            + self.session_messages
+            + self.notification_messages
+            > 0
             || self.job.as_ref().is_some_and(|j| *j != JobOutcome::Idle)
     }
 }
@@ -129,6 +155,10 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             path: db_path.clone(),
             source,
         })?;
+        crate::sessions::ensure_schema(&db).map_err(|source| LocalError::Database {
+            path: db_path.clone(),
+            source,
+        })?;
         let queues = Queues::new(db.clone());
         for (name, visibility_secs, dlq) in [
             (INTAKE_QUEUE, 60, Some(INTAKE_DLQ)),
@@ -136,6 +166,10 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             (INTAKE_DLQ, 60, None),
             (CLINICAL_DLQ, 60, None),
             (TRANSCRIBE_DLQ, 60, None),
+            (SESSIONS_QUEUE, 60, Some(SESSIONS_DLQ)),
+            (NOTIFICATIONS_QUEUE, 60, Some(NOTIFICATIONS_DLQ)),
+            (SESSIONS_DLQ, 60, None),
+            (NOTIFICATIONS_DLQ, 60, None),
         ] {
             let spec = QueueSpec {
                 name: name.into(),
@@ -154,6 +188,8 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         let intake = IntakeConfig::from_env(&env)?;
         let clinical = ClinicalConfig::from_env(&env)?;
         let events = EventsConfig::from_env(&env)?;
+        let sessions = SessionsConfig::from_env(&env)?;
+        let notifier = NotifierConfig::from_env(&env)?;
         let consumer = |queue: &str, dlq: &str| {
             let pairs = [("TELEPIPE_QUEUE_URL", queue), ("TELEPIPE_DLQ_URL", dlq)];
             let local = Env::from_pairs(&pairs);
@@ -196,6 +232,15 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             },
             intake_consumer: consumer(INTAKE_QUEUE, INTAKE_DLQ)?,
             clinical_consumer: consumer(CLINICAL_QUEUE, CLINICAL_DLQ)?,
+            sessions_consumer: consumer(SESSIONS_QUEUE, SESSIONS_DLQ)?,
+            notifications_consumer: consumer(NOTIFICATIONS_QUEUE, NOTIFICATIONS_DLQ)?,
+            session_store: LocalSessionStore::new(db.clone()),
+            scheduler: LocalScheduler::new(db.clone(), queues.clone()),
+            notifications: LocalNotifications::new(queues.clone()),
+            ledger: LocalLedger::new(db.clone(), notifier.idempotency_window),
+            outbox: Outbox::new(&data_dir.join("outbox"), false),
+            sessions,
+            notifier,
             db,
             queues,
             store,
@@ -283,6 +328,68 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         Ok(messages.len())
     }
 
+    async fn consume_sessions(&self) -> Result<usize, PortError> {
+        let messages = self.queues.receive(SESSIONS_QUEUE, 10)?;
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let received: Vec<Received> = messages.iter().map(to_received).collect();
+        let port = self.queues.port(SESSIONS_QUEUE, SESSIONS_DLQ);
+        let ports = SessionsPorts {
+            store: &self.session_store,
+            scheduler: &self.scheduler,
+            notifications: &self.notifications,
+            events: &self.bus,
+        };
+        let (_, dispositions) = process_batch(
+            sessions::STAGE,
+            &received,
+            &port,
+            &self.sessions_consumer,
+            async |body: &str| {
+                sessions::handle_message(&ports, &self.sessions, body, jiff::Timestamp::now()).await
+            },
+        )
+        .await;
+        self.settle(&messages, |i| dispositions[i].keeps_message())?;
+        Ok(messages.len())
+    }
+
+    async fn consume_notifications(&self) -> Result<usize, PortError> {
+        let messages = self.queues.receive(NOTIFICATIONS_QUEUE, 10)?;
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let received: Vec<Received> = messages.iter().map(to_received).collect();
+        let port = self.queues.port(NOTIFICATIONS_QUEUE, NOTIFICATIONS_DLQ);
+        let ports = NotifierPorts {
+            store: &self.session_store,
+            ledger: &self.ledger,
+            sender: &self.outbox,
+            events: &self.bus,
+        };
+        let (_, dispositions) = process_batch(
+            notifier::STAGE,
+            &received,
+            &port,
+            &self.notifications_consumer,
+            async |body: &str| {
+                let attempt = crate::db::random_id();
+                notifier::handle_message(
+                    &ports,
+                    &self.notifier,
+                    body,
+                    &attempt,
+                    jiff::Timestamp::now(),
+                )
+                .await
+            },
+        )
+        .await;
+        self.settle(&messages, |i| dispositions[i].keeps_message())?;
+        Ok(messages.len())
+    }
+
     /// One round of every stage.
     pub async fn round(&self) -> Result<Round, PortError> {
         Ok(Round {
@@ -290,6 +397,9 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             intake_messages: self.consume_intake().await?,
             job: Some(self.worker.run_one().await?),
             clinical_messages: self.consume_clinical().await?,
+            timers_fired: self.scheduler.fire_due(jiff::Timestamp::now())?,
+            session_messages: self.consume_sessions().await?,
+            notification_messages: self.consume_notifications().await?,
         })
     }
 
@@ -303,7 +413,13 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             )
         };
         let mut pending = transcriber::pending_jobs(&self.db).map_err(unavailable)? > 0;
-        for queue in [INTAKE_QUEUE, CLINICAL_QUEUE] {
+        // Timers due later are not pending work: a reminder next week must not keep `demo` running.
+        for queue in [
+            INTAKE_QUEUE,
+            CLINICAL_QUEUE,
+            SESSIONS_QUEUE,
+            NOTIFICATIONS_QUEUE,
+        ] {
             let depth = self.queues.depth(queue).map_err(unavailable)?;
             pending |= depth.visible + depth.in_flight + depth.delayed > 0;
         }
