@@ -61,6 +61,14 @@ impl LocalBus {
         }
     }
 
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn queues(&self) -> &Queues {
+        &self.queues
+    }
+
     /// EventBridge's envelope around a detail.
     pub fn envelope(&self, detail_type: &str, detail: Value) -> Value {
         serde_json::json!({

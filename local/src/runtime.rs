@@ -160,30 +160,10 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             source,
         })?;
         let queues = Queues::new(db.clone());
-        for (name, visibility_secs, dlq) in [
-            (INTAKE_QUEUE, 60, Some(INTAKE_DLQ)),
-            (CLINICAL_QUEUE, 300, Some(CLINICAL_DLQ)),
-            (INTAKE_DLQ, 60, None),
-            (CLINICAL_DLQ, 60, None),
-            (TRANSCRIBE_DLQ, 60, None),
-            (SESSIONS_QUEUE, 60, Some(SESSIONS_DLQ)),
-            (NOTIFICATIONS_QUEUE, 60, Some(NOTIFICATIONS_DLQ)),
-            (SESSIONS_DLQ, 60, None),
-            (NOTIFICATIONS_DLQ, 60, None),
-        ] {
-            let spec = QueueSpec {
-                name: name.into(),
-                visibility_secs,
-                max_receives: 8,
-                dead_letter_queue: dlq.map(Into::into),
-            };
-            queues
-                .declare(&spec)
-                .map_err(|source| LocalError::Database {
-                    path: db_path.clone(),
-                    source,
-                })?;
-        }
+        declare_queues(&queues).map_err(|source| LocalError::Database {
+            path: db_path.clone(),
+            source,
+        })?;
         let env = Env::process_with_defaults(LOCAL_DEFAULTS);
         let intake = IntakeConfig::from_env(&env)?;
         let clinical = ClinicalConfig::from_env(&env)?;
@@ -442,6 +422,50 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             }
         }
     }
+}
+
+/// Declares every local queue (idempotent).
+fn declare_queues(queues: &Queues) -> rusqlite::Result<()> {
+    for (name, visibility_secs, dlq) in [
+        (INTAKE_QUEUE, 60, Some(INTAKE_DLQ)),
+        (CLINICAL_QUEUE, 300, Some(CLINICAL_DLQ)),
+        (INTAKE_DLQ, 60, None),
+        (CLINICAL_DLQ, 60, None),
+        (TRANSCRIBE_DLQ, 60, None),
+        (SESSIONS_QUEUE, 60, Some(SESSIONS_DLQ)),
+        (NOTIFICATIONS_QUEUE, 60, Some(NOTIFICATIONS_DLQ)),
+        (SESSIONS_DLQ, 60, None),
+        (NOTIFICATIONS_DLQ, 60, None),
+    ] {
+        let spec = QueueSpec {
+            name: name.into(),
+            visibility_secs,
+            max_receives: 8,
+            dead_letter_queue: dlq.map(Into::into),
+        };
+        queues.declare(&spec)?;
+    }
+    Ok(())
+}
+
+/// The bus of a data directory without the engines: how `telepipe events put` injects
+/// events next to (or without) a running runtime.
+pub fn open_bus(data_dir: &Path) -> Result<LocalBus, LocalError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| LocalError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    let db_path = data_dir.join("telepipe.db");
+    let db_error = |source| LocalError::Database {
+        path: db_path.clone(),
+        source,
+    };
+    let db = Db::open(&db_path).map_err(db_error)?;
+    crate::sessions::ensure_schema(&db).map_err(db_error)?;
+    let queues = Queues::new(db.clone());
+    declare_queues(&queues).map_err(db_error)?;
+    let events = EventsConfig::from_env(&Env::process_with_defaults(LOCAL_DEFAULTS))?;
+    Ok(LocalBus::new(db, queues, events.source, deployed_rules()?))
 }
 
 /// Exclusive use of a data directory by one long-running runtime.

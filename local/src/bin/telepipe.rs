@@ -4,7 +4,11 @@
 //!   data directory and prints what came out;
 //! - `telepipe run --data-dir DIR`: the long-running runtime; drop a recording into
 //!   `DIR/buckets/recordings/recordings/{session_id}/` to start the chain;
-//! - `telepipe status`: where each recording is, queue depths and dead letters.
+//! - `telepipe status`: where each recording is, queue depths and dead letters;
+//! - `telepipe events put FILE`: publishes session events (EventBridge envelopes) on the
+//!   local bus, to try the sessions → notifier flow by hand;
+//! - `telepipe timers`: pending reminder and recording-check timers, `--fire` to deliver
+//!   them now instead of at their time.
 
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
@@ -16,7 +20,10 @@ use telepipe_events::results::ResultsDocument;
 use telepipe_local::db::Db;
 use telepipe_local::nlp::OfflineNlp;
 use telepipe_local::queue::Queues;
-use telepipe_local::runtime::{DirLock, LocalError, Pipeline, RECORDINGS_BUCKET, RESULTS_BUCKET};
+use telepipe_local::runtime::{
+    open_bus, DirLock, LocalError, Pipeline, RECORDINGS_BUCKET, RESULTS_BUCKET,
+};
+use telepipe_local::sessions::{LocalScheduler, Outbox};
 use telepipe_local::status::{self, format_time, RecordingStatus};
 use telepipe_whisper::{WhisperEngine, WhisperOptions};
 
@@ -52,6 +59,24 @@ enum Command {
         #[command(flatten)]
         engines: EngineArgs,
     },
+    /// Publish events on the local bus (what the platform or Chime would send): a JSON file
+    /// holding one EventBridge envelope or an array of them. `telepipe run` then processes them.
+    Events {
+        #[command(subcommand)]
+        action: EventsAction,
+    },
+    /// List pending timers (reminders, recording checks); --fire delivers them now.
+    Timers {
+        /// The data directory of a `run`.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Only this session's timers.
+        #[arg(long)]
+        session: Option<String>,
+        /// Deliver the listed timers now instead of at their time.
+        #[arg(long)]
+        fire: bool,
+    },
     /// Show where each recording is, since when, any error, and the queues.
     Status {
         /// The data directory of a `run` or `demo`.
@@ -60,6 +85,17 @@ enum Command {
         /// Only this session.
         #[arg(long)]
         session: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsAction {
+    /// Publish the events in FILE; missing envelope fields (id, time, account, region) are filled in.
+    Put {
+        file: PathBuf,
+        /// The data directory (created if missing).
+        #[arg(long)]
+        data_dir: PathBuf,
     },
 }
 
@@ -345,7 +381,9 @@ async fn demo(
 }
 
 async fn run(data_dir: &Path, engines: &EngineArgs) -> Result<(), String> {
-    let pipeline = open(data_dir, engines)?;
+    let mut pipeline = open(data_dir, engines)?;
+    // Here the outbox is the user's phone: print what would have been sent.
+    pipeline.outbox = Outbox::new(pipeline.outbox.dir(), true);
     let _lock = DirLock::acquire(data_dir).map_err(|e| e.to_string())?;
     let (messages, jobs) = pipeline.recover().map_err(|e| e.to_string())?;
     if messages + jobs > 0 {
@@ -381,6 +419,93 @@ async fn run(data_dir: &Path, engines: &EngineArgs) -> Result<(), String> {
             }
         }
     }
+}
+
+fn put_events(file: &Path, data_dir: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", file.display()))?;
+    let envelopes = match value {
+        serde_json::Value::Array(items) => items,
+        single => vec![single],
+    };
+    let bus = open_bus(data_dir).map_err(|e| e.to_string())?;
+    for (index, mut envelope) in envelopes.into_iter().enumerate() {
+        let Some(fields) = envelope.as_object_mut() else {
+            return Err(format!(
+                "{} event {index}: not a JSON object",
+                file.display()
+            ));
+        };
+        for required in ["source", "detail-type", "detail"] {
+            if !fields.contains_key(required) {
+                return Err(format!(
+                    "{} event {index}: no \"{required}\" (an EventBridge envelope needs source, detail-type and detail)",
+                    file.display()
+                ));
+            }
+        }
+        let defaults = [
+            ("version", serde_json::json!("0")),
+            ("id", serde_json::json!(telepipe_local::db::random_id())),
+            (
+                "time",
+                serde_json::json!(jiff::Timestamp::now().to_string()),
+            ),
+            ("account", serde_json::json!("000000000000")),
+            ("region", serde_json::json!("local")),
+            ("resources", serde_json::json!([])),
+        ];
+        for (name, value) in defaults {
+            fields.entry(name).or_insert(value);
+        }
+        let rules = bus.put(&envelope).map_err(|e| e.to_string())?;
+        println!(
+            "{} {:?} → {}",
+            envelope["detail-type"].as_str().unwrap_or("?"),
+            envelope["detail"]["session_id"]
+                .as_str()
+                .or(envelope["detail"]["externalMeetingId"].as_str())
+                .unwrap_or("-"),
+            if rules.is_empty() {
+                "no rule matched (check source and detail-type)".to_owned()
+            } else {
+                rules.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
+
+fn timers(data_dir: &Path, session: Option<&str>, fire: bool) -> Result<(), String> {
+    let bus = open_bus(data_dir).map_err(|e| e.to_string())?;
+    let scheduler = LocalScheduler::new(bus.db().clone(), bus.queues().clone());
+    let pending = scheduler.list(session).map_err(|e| e.to_string())?;
+    println!(
+        "{:<42} {:<26} {:<20} {:<14}",
+        "timer", "fires at (UTC)", "zone", "delivers to"
+    );
+    for timer in &pending {
+        println!(
+            "{:<42} {:<26} {:<20} {:<14}",
+            timer.name,
+            timer.fire_at.to_string(),
+            timer.time_zone,
+            timer.target
+        );
+        if fire {
+            scheduler.fire(timer).map_err(|e| e.to_string())?;
+        }
+    }
+    if pending.is_empty() {
+        println!("(no pending timers)");
+    } else if fire {
+        println!(
+            "delivered {} timer(s) now; a running `telepipe run` processes them",
+            pending.len()
+        );
+    }
+    Ok(())
 }
 
 fn show_status(data_dir: &Path, session: Option<&str>) -> Result<(), String> {
@@ -465,6 +590,14 @@ async fn main() -> ExitCode {
         Command::Run { data_dir, engines } => {
             run(data_dir, engines).await.map(|()| ExitCode::SUCCESS)
         }
+        Command::Events {
+            action: EventsAction::Put { file, data_dir },
+        } => put_events(file, data_dir).map(|()| ExitCode::SUCCESS),
+        Command::Timers {
+            data_dir,
+            session,
+            fire,
+        } => timers(data_dir, session.as_deref(), *fire).map(|()| ExitCode::SUCCESS),
         Command::Status { data_dir, session } => {
             show_status(data_dir, session.as_deref()).map(|()| ExitCode::SUCCESS)
         }

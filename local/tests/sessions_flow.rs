@@ -1,0 +1,214 @@
+//! Session events through the local runtime: the same sessions and notifier stages over
+//! SQLite state, SQLite timers and the outbox directory, driven the way a user drives
+//! them by hand (`telepipe events put`, `telepipe timers --fire`, `telepipe run`).
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use telepipe_local::runtime::Pipeline;
+use telepipe_local::transcriber::{SpeechToText, SttError};
+use telepipe_workers::memory::KeywordNlp;
+use telepipe_workers::synth::{transcript, SynthLabels};
+
+struct FakeStt;
+
+impl SpeechToText for FakeStt {
+    fn transcribe(&self, _media: &[u8], _format: &str, _job: &str) -> Result<Vec<u8>, SttError> {
+        Ok(transcript(20, SynthLabels::Speakers).into_bytes())
+    }
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "telepipe-sessions-{name}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn open(dir: &Path) -> Pipeline<KeywordNlp, FakeStt> {
+    let mut pipeline = Pipeline::open(dir, KeywordNlp::clinical(), Arc::new(FakeStt)).unwrap();
+    pipeline.intake_consumer.retry_base = Duration::ZERO;
+    pipeline.clinical_consumer.retry_base = Duration::ZERO;
+    pipeline.sessions_consumer.retry_base = Duration::ZERO;
+    pipeline.notifications_consumer.retry_base = Duration::ZERO;
+    pipeline.worker.retry_base_ms = 0;
+    pipeline
+}
+
+fn envelope(source: &str, detail_type: &str, detail: Value) -> Value {
+    json!({"source": source, "detail-type": detail_type, "detail": detail, "id": telepipe_local::db::random_id(),
+           "version": "0", "time": Timestamp::now().to_string(), "account": "0", "region": "local", "resources": []})
+}
+
+fn scheduled(session: &str, start: Timestamp) -> Value {
+    envelope(
+        "telehealth.sessions",
+        "Session Scheduled",
+        json!({"session_id": session, "version": 1, "start": start.to_string(), "duration_minutes": 30,
+               "patient_time_zone": "Europe/Madrid", "locale": "es", "clinic_name": "Centro de Salud Sur",
+               "patient": {"reference": "p-1", "channel": "sms", "address": "+34600111222"},
+               "clinician": {"reference": "c-1", "channel": "email", "address": "medica@example.org"}}),
+    )
+}
+
+fn outbox(dir: &Path) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("outbox"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+fn events_of(pipeline: &Pipeline<KeywordNlp, FakeStt>, detail_type: &str) -> Vec<Value> {
+    let db = pipeline.db.lock();
+    let mut statement = db
+        .prepare("SELECT envelope FROM events WHERE detail_type = ?1 ORDER BY seq")
+        .unwrap();
+    statement
+        .query_map([detail_type], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|e| serde_json::from_str::<Value>(&e.unwrap()).unwrap()["detail"].clone())
+        .collect()
+}
+
+async fn settle(pipeline: &Pipeline<KeywordNlp, FakeStt>) {
+    pipeline.run_until_idle(|_| {}).await.unwrap();
+}
+
+fn fire_all(pipeline: &Pipeline<KeywordNlp, FakeStt>, session: &str) -> usize {
+    let timers = pipeline.scheduler.list(Some(session)).unwrap();
+    for timer in &timers {
+        pipeline.scheduler.fire(timer).unwrap();
+    }
+    timers.len()
+}
+
+#[tokio::test]
+async fn reminders_alerts_and_cancellation_through_the_local_runtime() {
+    let dir = fresh_dir("flow");
+    let pipeline = open(&dir);
+    let start = Timestamp::now()
+        .checked_add(SignedDuration::from_hours(72))
+        .unwrap();
+    pipeline.bus.put(&scheduled("visit-1", start)).unwrap();
+    // A duplicate delivery of the same booking changes nothing.
+    pipeline.bus.put(&scheduled("visit-1", start)).unwrap();
+    settle(&pipeline).await;
+    let timers = pipeline.scheduler.list(Some("visit-1")).unwrap();
+    assert_eq!(timers.len(), 2, "24 h and 1 h reminders");
+    assert!(timers
+        .iter()
+        .all(|t| t.time_zone == "Europe/Madrid" && t.fire_at < start));
+    assert_eq!(events_of(&pipeline, "Reminder Scheduled").len(), 2);
+
+    // The reminders come due (fired early by hand, as `telepipe timers --fire` does).
+    assert_eq!(fire_all(&pipeline, "visit-1"), 2);
+    settle(&pipeline).await;
+    let sent = outbox(&dir);
+    assert_eq!(sent.len(), 2);
+    for message in &sent {
+        assert_eq!(
+            (message["channel"].as_str(), message["to"].as_str()),
+            (Some("sms"), Some("+34600111222"))
+        );
+        let body = message["body"].as_str().unwrap();
+        assert!(
+            body.starts_with("Recordatorio: su consulta por video con Centro de Salud Sur"),
+            "{body}"
+        );
+    }
+    assert_eq!(events_of(&pipeline, "Notification Sent").len(), 2);
+
+    // The patient waits; the clinician is told once by email.
+    let join = envelope(
+        "telehealth.sessions",
+        "Waiting Room Joined",
+        json!({"session_id": "visit-1", "version": 2, "participant_reference": "p-1"}),
+    );
+    pipeline.bus.put(&join).unwrap();
+    pipeline.bus.put(&join).unwrap();
+    settle(&pipeline).await;
+    let sent = outbox(&dir);
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[2]["to"], "medica@example.org");
+    assert_eq!(sent[2]["subject"], "Su paciente está en la sala de espera");
+
+    // Rescheduled: new timers replace the old; cancelled: none remain.
+    let moved = envelope(
+        "telehealth.sessions",
+        "Session Rescheduled",
+        json!({"session_id": "visit-1", "version": 3, "start": start.checked_add(SignedDuration::from_hours(24)).unwrap().to_string(), "duration_minutes": 30}),
+    );
+    pipeline.bus.put(&moved).unwrap();
+    settle(&pipeline).await;
+    assert_eq!(pipeline.scheduler.list(Some("visit-1")).unwrap().len(), 2);
+    let cancel = envelope(
+        "telehealth.sessions",
+        "Session Cancelled",
+        json!({"session_id": "visit-1", "version": 4}),
+    );
+    pipeline.bus.put(&cancel).unwrap();
+    // The booking arrives again late: it must not resurrect anything.
+    pipeline.bus.put(&scheduled("visit-1", start)).unwrap();
+    settle(&pipeline).await;
+    assert!(pipeline.scheduler.list(Some("visit-1")).unwrap().is_empty());
+    assert_eq!(events_of(&pipeline, "Reminders Cancelled").len(), 2);
+    assert_eq!(outbox(&dir).len(), 3, "nothing more was sent");
+}
+
+#[tokio::test]
+async fn a_session_that_ends_without_its_recording_is_reported_and_one_with_it_is_not() {
+    let dir = fresh_dir("recording");
+    let pipeline = open(&dir);
+    let start = Timestamp::now()
+        .checked_add(SignedDuration::from_mins(10))
+        .unwrap();
+    for session in ["visit-silent", "visit-recorded"] {
+        pipeline.bus.put(&scheduled(session, start)).unwrap();
+    }
+    settle(&pipeline).await;
+    // One session's recording is uploaded: intake publishes Transcription Started, which
+    // the recording-arrivals rule routes back to the sessions worker.
+    let folder = dir.join("buckets/recordings/recordings/visit-recorded");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut wav = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
+    wav.extend([
+        16, 0, 0, 0, 1, 0, 1, 0, 0x80, 0x3E, 0, 0, 0, 0x7D, 0, 0, 2, 0, 16, 0,
+    ]);
+    wav.extend(b"data\x00\x00\x00\x00");
+    wav.extend(vec![0u8; 200]);
+    std::fs::write(folder.join("call.wav"), &wav).unwrap();
+    settle(&pipeline).await;
+    for session in ["visit-silent", "visit-recorded"] {
+        let ended = envelope(
+            "aws.chime",
+            "Chime Meeting State Change",
+            json!({"eventType": "chime:MeetingEnded", "meetingId": "m", "externalMeetingId": session}),
+        );
+        pipeline.bus.put(&ended).unwrap();
+    }
+    settle(&pipeline).await;
+    assert_eq!(
+        fire_all(&pipeline, "visit-recorded"),
+        0,
+        "no check needed: the recording arrived"
+    );
+    assert_eq!(fire_all(&pipeline, "visit-silent"), 1, "a recording check");
+    settle(&pipeline).await;
+    let missing = events_of(&pipeline, "Recording Missing");
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0]["session_id"], "visit-silent");
+    assert_eq!(missing[0]["waited_minutes"], 120);
+}
