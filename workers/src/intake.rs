@@ -8,10 +8,12 @@
 use crate::config::IntakeConfig;
 use crate::error::{PortErrorKind, PortResultExt, StageError};
 use crate::media::{MediaFormat, SNIFF_BYTES};
+use crate::metrics;
 use crate::ports::{
     EventPublisher, JobStart, MedicalJobRequest, ObjectStore, OutgoingEvent, Transcriber,
 };
 use crate::records::for_each_record;
+use crate::telemetry;
 use telepipe_events::ids::{self, SessionId};
 use telepipe_events::pipeline::{
     schema_version, PipelineEvent, RecordingRef, RecordingRejected, RejectReason,
@@ -98,6 +100,16 @@ where
     };
     rejection.recording.object_ref = ids::object_ref(bucket, key);
     span.record("object_ref", rejection.recording.object_ref.as_str());
+    // Until the job name is known, from the notification's own version (or ETag).
+    let noticed_version = record.version_id.as_deref().or(record.etag.as_deref());
+    let noticed_version = noticed_version
+        .or(record.sequencer.as_deref())
+        .unwrap_or("");
+    telemetry::set_correlation_id(&telemetry::recording_correlation_id(
+        bucket,
+        key,
+        noticed_version,
+    ));
 
     let Some((session_raw, file_name)) = key
         .strip_prefix(config.recordings_prefix.as_str())
@@ -185,6 +197,9 @@ where
         .unwrap_or("");
     let job_name = ids::job_name(&session, bucket, key, object_version);
     span.record("job_name", job_name.as_str());
+    if let Some(id) = telemetry::correlation_id_of_job(&job_name) {
+        telemetry::set_correlation_id(id);
+    }
     let output_key = format!("{}{}/{}.json", config.transcripts_prefix, session, job_name);
     let request = MedicalJobRequest {
         job_name: job_name.clone(),
@@ -198,11 +213,11 @@ where
         speakers: config.speakers,
         language_code: "en-US".to_owned(),
     };
-    let start = ports
-        .transcriber
-        .start_medical_job(&request)
-        .await
-        .context(|| format!("session={session} job={job_name}"))?;
+    let start = ports.transcriber.start_medical_job(&request).await;
+    if let Err(err) = &start {
+        metrics::observe_port_error(err);
+    }
+    let start = start.context(|| format!("session={session} job={job_name}"))?;
     let already_started = start == JobStart::AlreadyExists;
     let event = TranscriptionStarted {
         schema_version: schema_version(),
@@ -254,6 +269,7 @@ struct Rejection<'a, P> {
 impl<P: EventPublisher> Rejection<'_, P> {
     async fn reject(&self, reason: RejectReason, why: &str) -> StageError {
         warn!(reason = reason.as_str(), why, "recording rejected");
+        metrics::rejected(STAGE, reason.as_str());
         let event = RecordingRejected {
             schema_version: schema_version(),
             event_id: RecordingRejected::id_for(&self.recording, reason),

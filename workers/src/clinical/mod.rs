@@ -10,8 +10,10 @@ pub mod conversation;
 
 use crate::config::ClinicalConfig;
 use crate::error::{PortErrorKind, PortResultExt, StageError};
+use crate::metrics;
 use crate::ports::{ClinicalNlp, EventPublisher, NlpApi, ObjectStore, OutgoingEvent, PutOptions};
 use crate::records::for_each_record;
+use crate::telemetry;
 use chunk::{chunk_text, Chunk};
 use conversation::Conversation;
 use futures::stream::{self, StreamExt};
@@ -109,6 +111,9 @@ where
     };
     span.record("session_id", session.as_str());
     span.record("job_name", job_name.as_str());
+    if let Some(id) = telemetry::correlation_id_of_job(&job_name) {
+        telemetry::set_correlation_id(id);
+    }
     let context = || format!("session={session} job={job_name}");
 
     let object = match ports.store.get(bucket, key).await {
@@ -254,6 +259,7 @@ pub async fn analyze<N: ClinicalNlp>(
                 format!("api={} chunk={index} attempts={attempts}", api.as_str()),
             )
         })?;
+        metrics::comprehend_request(api.as_str(), u64::from(chunk.char_len));
         for entity in &mut entities {
             rebase(entity, chunk.char_start);
         }
