@@ -100,7 +100,7 @@ where
     };
     rejection.recording.object_ref = ids::object_ref(bucket, key);
     span.record("object_ref", rejection.recording.object_ref.as_str());
-    // Until the job name is known, from the notification's own version (or ETag).
+    // Provisional until HEAD names the version (identical on versioned buckets).
     let noticed_version = record.version_id.as_deref().or(record.etag.as_deref());
     let noticed_version = noticed_version
         .or(record.sequencer.as_deref())
@@ -157,6 +157,17 @@ where
         other => other.context(context)?,
     };
     rejection.recording.size = Some(head.size);
+    // A versioned bucket names the exact content; otherwise the ETag does.
+    let object_version = head
+        .version_id
+        .as_deref()
+        .or(version)
+        .or(head.etag.as_deref())
+        .or(record.etag.as_deref())
+        .or(record.sequencer.as_deref())
+        .unwrap_or("");
+    let correlation_id = telemetry::recording_correlation_id(bucket, key, object_version);
+    telemetry::set_correlation_id(&correlation_id);
     if head.size == 0 {
         return Err(rejection
             .reject(RejectReason::EmptyObject, "object is empty")
@@ -186,20 +197,12 @@ where
         return Err(rejection.reject(RejectReason::FormatMismatch, &why).await);
     }
 
-    // A versioned bucket names the exact content; otherwise the ETag does.
-    let object_version = head
-        .version_id
-        .as_deref()
-        .or(version)
-        .or(head.etag.as_deref())
-        .or(record.etag.as_deref())
-        .or(record.sequencer.as_deref())
-        .unwrap_or("");
     let job_name = ids::job_name(&session, bucket, key, object_version);
     span.record("job_name", job_name.as_str());
-    if let Some(id) = telemetry::correlation_id_of_job(&job_name) {
-        telemetry::set_correlation_id(id);
-    }
+    debug_assert_eq!(
+        telemetry::correlation_id_of_job(&job_name),
+        Some(correlation_id.as_str())
+    );
     let output_key = format!("{}{}/{}.json", config.transcripts_prefix, session, job_name);
     let request = MedicalJobRequest {
         job_name: job_name.clone(),
