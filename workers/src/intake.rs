@@ -234,6 +234,7 @@ where
         media_format: format.as_str().to_owned(),
         transcript_uri: format!("s3://{}/{}", config.transcripts_bucket, output_key),
         already_started,
+        correlation_id: telemetry::current_correlation_id(),
     };
     ports
         .events
@@ -279,6 +280,7 @@ impl<P: EventPublisher> Rejection<'_, P> {
             session_id: self.session_id.clone(),
             reason,
             recording: self.recording.clone(),
+            correlation_id: telemetry::current_correlation_id(),
         };
         let context = format!(
             "session={} object_ref={}: {why}",

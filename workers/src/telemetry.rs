@@ -127,6 +127,14 @@ pub async fn with_correlation<F: Future>(
         .await
 }
 
+/// The correlation id in effect for the current message, if any.
+pub fn current_correlation_id() -> Option<String> {
+    CORRELATION
+        .try_with(|c| c.borrow().id.clone())
+        .ok()
+        .flatten()
+}
+
 /// Sets the correlation id derived by a stage, unless the message brought its own, and
 /// records the one in effect on the current span. Returns it.
 pub fn set_correlation_id(derived: &str) -> String {

@@ -399,7 +399,15 @@ async fn stages_count_rejections_comprehend_usage_and_throttles_and_log_one_corr
             .any(|l| l.contains("clinical entities extracted")),
         "{logs}"
     );
-    // ...and on the rejected upload's dead letter, under its own id.
+    // ...in the events a notifier consumes...
+    let of = |detail_type: &str| events.of_type(detail_type)[0]["correlation_id"].clone();
+    assert_eq!(of("Transcription Started"), correlation.as_str());
+    assert_eq!(of("Clinical Entities Extracted"), correlation.as_str());
+    // ...and on the rejected upload's event and dead letter, under its own id.
+    assert_eq!(
+        of("Recording Rejected"),
+        telemetry::recording_correlation_id("rec", "recordings/s-1/notes.wav", "v1").as_str()
+    );
     let letters = queue.dead_letters.lock().unwrap();
     assert_eq!(letters.len(), 1);
     let rejected_id = &letters[0].attributes()[ATTR_CORRELATION_ID];

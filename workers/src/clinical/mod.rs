@@ -396,5 +396,6 @@ fn extracted_event(
         speakers: document.speakers.len() as u32,
         duration_ms: document.duration_ms,
         requests: document.requests,
+        correlation_id: telemetry::current_correlation_id(),
     }
 }
