@@ -42,7 +42,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Environment variable naming the CloudWatch namespace (default [`DEFAULT_NAMESPACE`]).
 pub const NAMESPACE_VAR: &str = "TELEPIPE_METRICS_NAMESPACE";
 pub const DEFAULT_NAMESPACE: &str = "telepipe";
-/// Environment variable choosing the sink: `stdout` (default in the Lambda workers) or `off`.
+/// Environment variable choosing the sink: `stdout` (default in the Lambda workers),
+/// `off`, or `file:PATH` (appends one document per line; the local runtime's choice).
 pub const SINK_VAR: &str = "TELEPIPE_METRICS";
 /// EMF keeps at most 100 values of one metric in one document.
 pub const MAX_VALUES: usize = 100;
@@ -145,7 +146,7 @@ impl Metrics {
         Self::new(DEFAULT_NAMESPACE, Arc::new(NoopSink))
     }
 
-    /// From `TELEPIPE_METRICS` (`stdout` | `off`, default `stdout`) and
+    /// From `TELEPIPE_METRICS` (`stdout` | `off` | `file:PATH`, default `stdout`) and
     /// `TELEPIPE_METRICS_NAMESPACE` (default `telepipe`).
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let namespace = env.or(NAMESPACE_VAR, DEFAULT_NAMESPACE);
@@ -158,12 +159,25 @@ impl Metrics {
         let sink: Arc<dyn MetricsSink> = match env.or(SINK_VAR, "stdout").trim() {
             "stdout" => Arc::new(StdoutSink),
             "off" => Arc::new(NoopSink),
-            other => {
-                return Err(ConfigError {
-                    variable: SINK_VAR,
-                    problem: format!("must be stdout or off (got {other:?})"),
-                })
-            }
+            other => match other.strip_prefix("file:").filter(|p| !p.is_empty()) {
+                Some(path) => {
+                    let file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(|err| ConfigError {
+                            variable: SINK_VAR,
+                            problem: format!("cannot open {path:?} for appending: {err}"),
+                        })?;
+                    Arc::new(WriterSink(Mutex::new(std::io::LineWriter::new(file))))
+                }
+                None => {
+                    return Err(ConfigError {
+                        variable: SINK_VAR,
+                        problem: format!("must be stdout, off or file:PATH (got {other:?})"),
+                    })
+                }
+            },
         };
         Ok(Self::new(&namespace, sink))
     }
@@ -592,6 +606,21 @@ mod tests {
             "tp-prod"
         );
         assert!(from(&[(SINK_VAR, "off")]).is_ok());
+        let path = std::env::temp_dir().join(format!("telepipe-emf-{}.log", std::process::id()));
+        let setting = format!("file:{}", path.display());
+        let metrics = Metrics::from_env(&Env::from_pairs(&[(SINK_VAR, setting.as_str())])).unwrap();
+        let mut aggregate = Aggregate::default();
+        aggregate.record(&[("Stage", "intake")], names::PROCESSED, Unit::Count, 1.0);
+        metrics.flush(&aggregate, 1_700_000_000_000);
+        drop(metrics);
+        let written = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let doc: Value = serde_json::from_str(written.trim_end()).unwrap();
+        assert_eq!(doc["Processed"], 1.0);
+        assert_eq!(
+            from(&[(SINK_VAR, "file:")]).err().unwrap().variable,
+            SINK_VAR
+        );
         assert_eq!(
             from(&[(SINK_VAR, "loud")]).err().unwrap().variable,
             SINK_VAR
