@@ -237,7 +237,13 @@ impl Aggregate {
         unit: Unit,
         value: f64,
     ) {
-        let metrics = self.groups.entry(dims.to_vec()).or_default();
+        // Look up by slice first: the common case (a group seen before) allocates nothing.
+        if !self.groups.contains_key(dims) {
+            self.groups.insert(dims.to_vec(), BTreeMap::new());
+        }
+        let Some(metrics) = self.groups.get_mut(dims) else {
+            return;
+        };
         let (_, values) = metrics.entry(name).or_insert((unit, Vec::new()));
         match (unit, values.first_mut()) {
             (Unit::Count, Some(sum)) => *sum += value,
