@@ -172,9 +172,11 @@ where
             receive_count: message.receive_count,
             attributes: {
                 let mut attributes = message.attributes.clone();
-                if let Some(id) = correlation_id {
-                    attributes.insert(ATTR_CORRELATION_ID.to_owned(), id);
-                }
+                // The id in effect, never a malformed one the message brought.
+                match correlation_id {
+                    Some(id) => attributes.insert(ATTR_CORRELATION_ID.to_owned(), id),
+                    None => attributes.remove(ATTR_CORRELATION_ID),
+                };
                 attributes
             },
         };

@@ -169,7 +169,25 @@ async fn a_batch_writes_its_outcomes_in_a_few_documents() {
     let tagged = letters.iter().find(|l| l.source_message_id == "6").unwrap();
     assert_eq!(tagged.attributes()[ATTR_CORRELATION_ID], "replayed-0123");
     let plain = letters.iter().find(|l| l.source_message_id == "4").unwrap();
+    assert!(!plain.attributes.contains_key(ATTR_CORRELATION_ID));
     assert!(!plain.attributes().contains_key(ATTR_CORRELATION_ID));
+}
+
+#[tokio::test]
+async fn a_malformed_incoming_correlation_id_is_not_passed_on() {
+    let queue = MemoryQueue::default();
+    let mut odd = message("8", "bad", 1);
+    odd.attributes
+        .insert(ATTR_CORRELATION_ID.to_owned(), "not an id!".to_owned());
+    // Ten source attributes: the dead letter still fits SQS's limit of 10.
+    for n in 0..10 {
+        odd.attributes.insert(format!("a{n}"), "v".to_owned());
+    }
+    process_batch("intake", &[odd], &queue, &consumer(), scripted).await;
+    let letters = queue.dead_letters.lock().unwrap();
+    let attributes = letters[0].attributes();
+    assert!(!attributes.contains_key(ATTR_CORRELATION_ID));
+    assert!(attributes.len() <= 10);
 }
 
 #[tokio::test]
@@ -419,4 +437,27 @@ async fn stages_count_rejections_comprehend_usage_and_throttles_and_log_one_corr
 
 fn message_with(id: &str, body: String) -> Received {
     message(id, &body, 1)
+}
+
+#[test]
+fn a_dead_letter_with_a_correlation_id_stays_within_sqs_attribute_limit() {
+    let mut attributes: BTreeMap<String, String> =
+        (0..10).map(|n| (format!("a{n}"), "v".to_owned())).collect();
+    attributes.insert(
+        ATTR_CORRELATION_ID.to_owned(),
+        "0123456789abcdef01234567".to_owned(),
+    );
+    let letter = telepipe_workers::ports::DeadLetter {
+        body: String::new(),
+        source_message_id: "m".into(),
+        stage: "intake",
+        error_class: "permanent",
+        reason: "r".into(),
+        context: String::new(),
+        receive_count: 1,
+        attributes,
+    };
+    let sent = letter.attributes();
+    assert_eq!(sent.len(), 10);
+    assert_eq!(sent[ATTR_CORRELATION_ID], "0123456789abcdef01234567");
 }
