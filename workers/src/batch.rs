@@ -127,13 +127,18 @@ where
         .get(ATTR_CORRELATION_ID)
         .map(String::as_str);
     let span = info_span!("message", stage, message_id = %message.message_id, receive_count = message.receive_count, correlation_id = field::Empty);
-    if let Some(id) = incoming.filter(|id| telemetry::is_valid_correlation_id(id)) {
+    let carried = incoming.filter(|id| telemetry::is_valid_correlation_id(id));
+    if let Some(id) = carried {
         span.record("correlation_id", id);
     }
     let started = Instant::now();
     let disposition = async {
         let (outcome, correlation_id) =
             telemetry::with_correlation(incoming, AssertUnwindSafe(handle(&message.body)).catch_unwind()).await;
+        // The stage derived the id: the message's own lines (retry, dead letter) carry it too.
+        if let (None, Some(id)) = (carried, &correlation_id) {
+            tracing::Span::current().record("correlation_id", id.as_str());
+        }
         let (failure, class) = match outcome {
             Ok(Ok(_)) => {
                 metrics::processed(stage);

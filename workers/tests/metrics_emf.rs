@@ -426,6 +426,12 @@ async fn stages_count_rejections_comprehend_usage_and_throttles_and_log_one_corr
         of("Recording Rejected"),
         telemetry::recording_correlation_id("rec", "recordings/s-1/notes.wav", "v1").as_str()
     );
+    let rejected = telemetry::recording_correlation_id("rec", "recordings/s-1/notes.wav", "v1");
+    assert!(
+        logs.lines().any(|l| l.contains("\"dead-lettered\"")
+            && l.contains(&format!("\"correlation_id\":\"{rejected}\""))),
+        "the message-level dead-letter line carries the id: {logs}"
+    );
     let letters = queue.dead_letters.lock().unwrap();
     assert_eq!(letters.len(), 1);
     let rejected_id = &letters[0].attributes()[ATTR_CORRELATION_ID];
