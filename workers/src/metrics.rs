@@ -8,8 +8,8 @@
 //! Its Lambda flushing wraps `lambda_runtime::run` in its own service (this crate owns
 //! that loop in `lambda.rs`), and histograms above 100 values per flush are dropped with
 //! an error. What telepipe needs is small: counters and millisecond values under a few
-//! fixed dimension sets, aggregated per batch, so it is written here (about 200 lines,
-//! only `serde_json`).
+//! fixed dimension sets, aggregated per batch, so it is written here (about 300 lines
+//! with one function per pipeline metric; only `serde_json` and tokio's task-locals).
 //!
 //! # How metrics travel
 //!
@@ -22,7 +22,9 @@
 //!   handful of lines, not one per increment. A test wraps a call in `collect` with a
 //!   [`MemorySink`] to capture exactly its own documents, even when tests run in parallel.
 //! - Recorded outside any `collect` (e.g. by a notifier not driven by `process_batch`),
-//!   a metric is written at once as its own document.
+//!   a metric is written at once as its own document. Work moved to another task with
+//!   `tokio::spawn` is outside its caller's `collect` too (futures polled in the same
+//!   task, such as `buffer_unordered`, are inside).
 //!
 //! # Low cardinality, no PHI
 //!
