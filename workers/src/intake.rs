@@ -89,6 +89,7 @@ where
             size: record.size,
         },
         session_id: None,
+        correlation_id: None,
     };
     let key = match &record.key {
         Ok(key) => key.as_str(),
@@ -105,10 +106,8 @@ where
     let noticed_version = noticed_version
         .or(record.sequencer.as_deref())
         .unwrap_or("");
-    telemetry::set_correlation_id(&telemetry::recording_correlation_id(
-        bucket,
-        key,
-        noticed_version,
+    rejection.correlation_id = Some(telemetry::set_correlation_id(
+        &telemetry::recording_correlation_id(bucket, key, noticed_version),
     ));
 
     let Some((session_raw, file_name)) = key
@@ -167,7 +166,7 @@ where
         .or(record.sequencer.as_deref())
         .unwrap_or("");
     let correlation_id = telemetry::recording_correlation_id(bucket, key, object_version);
-    telemetry::set_correlation_id(&correlation_id);
+    rejection.correlation_id = Some(telemetry::set_correlation_id(&correlation_id));
     if head.size == 0 {
         return Err(rejection
             .reject(RejectReason::EmptyObject, "object is empty")
@@ -234,7 +233,7 @@ where
         media_format: format.as_str().to_owned(),
         transcript_uri: format!("s3://{}/{}", config.transcripts_bucket, output_key),
         already_started,
-        correlation_id: telemetry::current_correlation_id(),
+        correlation_id: rejection.correlation_id.clone(),
     };
     ports
         .events
@@ -268,6 +267,8 @@ struct Rejection<'a, P> {
     events: &'a P,
     recording: RecordingRef,
     session_id: Option<String>,
+    /// The correlation id in effect (see `telemetry`), once the key is read.
+    correlation_id: Option<String>,
 }
 
 impl<P: EventPublisher> Rejection<'_, P> {
@@ -280,7 +281,7 @@ impl<P: EventPublisher> Rejection<'_, P> {
             session_id: self.session_id.clone(),
             reason,
             recording: self.recording.clone(),
-            correlation_id: telemetry::current_correlation_id(),
+            correlation_id: self.correlation_id.clone(),
         };
         let context = format!(
             "session={} object_ref={}: {why}",

@@ -467,3 +467,34 @@ fn a_dead_letter_with_a_correlation_id_stays_within_sqs_attribute_limit() {
     assert_eq!(sent.len(), 10);
     assert_eq!(sent[ATTR_CORRELATION_ID], "0123456789abcdef01234567");
 }
+
+#[tokio::test]
+async fn events_carry_the_correlation_id_whatever_drives_the_stage() {
+    // Called directly, not through process_batch: the id still reaches the event.
+    let store = MemoryStore::default();
+    let events = MemoryEvents::default();
+    let transcriber = MemoryTranscriber::default();
+    let mut wav = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
+    wav.extend(vec![0u8; 500]);
+    store.insert("rec", "recordings/s-2/a.wav", wav);
+    let ports = IntakePorts {
+        store: &store,
+        transcriber: &transcriber,
+        events: &events,
+    };
+    let config =
+        IntakeConfig::from_env(&Env::from_pairs(&[("TELEPIPE_TRANSCRIPTS_BUCKET", "tr")])).unwrap();
+    intake::handle_message(
+        &ports,
+        &config,
+        &notification("rec", "recordings/s-2/a.wav"),
+    )
+    .await
+    .unwrap();
+    let started = &events.of_type("Transcription Started")[0];
+    let job_name = started["job_name"].as_str().unwrap();
+    assert_eq!(
+        started["correlation_id"].as_str(),
+        telemetry::correlation_id_of_job(job_name)
+    );
+}

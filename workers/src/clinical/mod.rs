@@ -111,9 +111,8 @@ where
     };
     span.record("session_id", session.as_str());
     span.record("job_name", job_name.as_str());
-    if let Some(id) = telemetry::correlation_id_of_job(&job_name) {
-        telemetry::set_correlation_id(id);
-    }
+    let correlation_id =
+        telemetry::correlation_id_of_job(&job_name).map(telemetry::set_correlation_id);
     let context = || format!("session={session} job={job_name}");
 
     let object = match ports.store.get(bucket, key).await {
@@ -175,7 +174,8 @@ where
         content_type: Some("application/json".to_owned()),
         kms_key_id: config.results_kms_key_id.clone(),
     };
-    let event = extracted_event(&document, &bytes, &config.results_bucket, &results_key);
+    let mut event = extracted_event(&document, &bytes, &config.results_bucket, &results_key);
+    event.correlation_id = correlation_id;
     ports
         .store
         .put(&config.results_bucket, &results_key, bytes, &options)
@@ -396,6 +396,6 @@ fn extracted_event(
         speakers: document.speakers.len() as u32,
         duration_ms: document.duration_ms,
         requests: document.requests,
-        correlation_id: telemetry::current_correlation_id(),
+        correlation_id: None,
     }
 }
