@@ -49,6 +49,10 @@ pub struct TranscriptionStarted {
     pub transcript_uri: String,
     /// True when Transcribe answered that the job existed (a redelivery).
     pub already_started: bool,
+    /// Follows one recording from upload to notification (the 24-hex digest that ends
+    /// its job name, or the id a replayed message carried); for logs and tracing only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 impl TranscriptionStarted {
@@ -115,6 +119,10 @@ pub struct RecordingRejected {
     pub session_id: Option<String>,
     pub reason: RejectReason,
     pub recording: RecordingRef,
+    /// Follows one recording from upload to notification (absent when the key
+    /// could not be read); for logs and tracing only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 impl RecordingRejected {
@@ -168,6 +176,10 @@ pub struct ClinicalEntitiesExtracted {
     pub speakers: u32,
     pub duration_ms: u64,
     pub requests: RequestCounts,
+    /// Follows one recording from upload to notification (the 24-hex digest that ends
+    /// its job name, or the id a replayed message carried); for logs and tracing only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 impl PipelineEvent for ClinicalEntitiesExtracted {

@@ -371,6 +371,13 @@ async fn a_renamed_text_file_is_rejected_and_dead_lettered_at_once_with_its_reas
         Some("format_mismatch")
     );
     assert_eq!(attributes["telepipe.stage"].string_value(), Some("intake"));
+    let correlation = attributes["telepipe.correlation-id"]
+        .string_value()
+        .unwrap();
+    assert!(
+        correlation.len() == 24 && correlation.bytes().all(|b| b.is_ascii_hexdigit()),
+        "the recording's correlation id rides on the dead letter: {correlation}"
+    );
     let details: serde_json::Value =
         serde_json::from_str(attributes["telepipe.dead-letter"].string_value().unwrap()).unwrap();
     assert_eq!(details["error_class"], "permanent");

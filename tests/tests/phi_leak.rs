@@ -1,7 +1,8 @@
 //! No PHI in logs or events: a transcript full of distinctive marker phrases, a file name
 //! with a patient's name, and failures on content holding markers, pushed through both
 //! stages with logging captured at the most verbose level through the production JSON
-//! subscriber. No marker may appear in any log line or published event.
+//! subscriber. No marker may appear in any log line, published event or EMF metric line;
+//! metric dimensions carry no session id, job name or object reference either.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use telepipe_workers::intake::{self, IntakePorts};
 use telepipe_workers::memory::{
     KeywordNlp, MemoryEvents, MemoryQueue, MemoryStore, MemoryTranscriber,
 };
+use telepipe_workers::metrics::{collect, MemorySink, Metrics};
 use telepipe_workers::telemetry::{filter, json_subscriber};
 
 const MARKERS: [&str; 6] = [
@@ -89,6 +91,8 @@ fn no_marker_reaches_logs_or_events() {
         .enable_all()
         .build()
         .unwrap();
+    let emf = Arc::new(MemorySink::default());
+    let metrics = Metrics::new("telepipe", emf.clone());
 
     let store = MemoryStore::default();
     let events = MemoryEvents::default();
@@ -127,12 +131,15 @@ fn no_marker_reaches_logs_or_events() {
         ),
         received("m3", notification("rec", "recordings/Marisol Quenby/x.wav")),
     ];
-    runtime.block_on(process_batch(
-        intake::STAGE,
-        &messages,
-        &queue,
-        &consumer,
-        async |body: &str| intake::handle_message(&intake_ports, &intake_config, body).await,
+    runtime.block_on(collect(
+        metrics.clone(),
+        process_batch(
+            intake::STAGE,
+            &messages,
+            &queue,
+            &consumer,
+            async |body: &str| intake::handle_message(&intake_ports, &intake_config, body).await,
+        ),
     ));
 
     // clinical: a transcript of markers whose entities are markers, and a malformed one.
@@ -163,12 +170,17 @@ fn no_marker_reaches_logs_or_events() {
         received("m4", notification("tr", "transcripts/s-1/job-1.json")),
         received("m5", notification("tr", "transcripts/s-1/job-2.json")),
     ];
-    runtime.block_on(process_batch(
-        clinical::STAGE,
-        &messages,
-        &queue,
-        &consumer,
-        async |body: &str| clinical::handle_message(&clinical_ports, &clinical_config, body).await,
+    runtime.block_on(collect(
+        metrics,
+        process_batch(
+            clinical::STAGE,
+            &messages,
+            &queue,
+            &consumer,
+            async |body: &str| {
+                clinical::handle_message(&clinical_ports, &clinical_config, body).await
+            },
+        ),
     ));
 
     // The pipeline really carried the markers: entities were found and documents written.
@@ -197,12 +209,40 @@ fn no_marker_reaches_logs_or_events() {
         .map(|e| e.detail.clone())
         .collect();
     assert!(published.len() >= 3);
+    let emf_lines = emf.lines();
+    assert!(
+        emf_lines
+            .iter()
+            .any(|l| l.contains("ComprehendBilledCharacters"))
+            && emf_lines.iter().any(|l| l.contains("\"Rejected\"")),
+        "metrics were captured: {emf_lines:?}"
+    );
+    for line in &emf_lines {
+        // Ids are not PHI, but they are not dimensions either (cardinality).
+        for id in [
+            "s-1",
+            "job-1",
+            "m4",
+            ".wav",
+            ".json",
+            "recordings/",
+            "transcripts/",
+        ] {
+            assert!(!line.contains(id), "{id} in metrics line {line}");
+        }
+    }
     for marker in MARKERS {
         let lower = marker.to_lowercase();
         for (n, line) in logs.lines().enumerate() {
             assert!(
                 !line.to_lowercase().contains(&lower),
                 "marker {marker} in log line {n}: {line}"
+            );
+        }
+        for line in &emf_lines {
+            assert!(
+                !line.to_lowercase().contains(&lower),
+                "marker {marker} in metrics line {line}"
             );
         }
         for detail in &published {

@@ -9,16 +9,22 @@
 //!
 //! Nothing is dropped: if parking or postponing fails, the message is reported as
 //! failed and the queue's own redrive policy remains the safety net.
+//!
+//! Each message records its outcome and latency (`crate::metrics`), aggregated over the
+//! batch and written as EMF when the batch ends, and runs with its correlation id
+//! (`crate::telemetry`), which a dead letter carries on.
 
 use crate::config::ConsumerConfig;
 use crate::error::{ErrorClass, StageError};
+use crate::metrics;
 use crate::ports::{DeadLetter, MessageQueue};
+use crate::telemetry::{self, ATTR_CORRELATION_ID};
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
-use tracing::{error, info, info_span, warn, Instrument};
+use std::time::{Duration, Instant};
+use tracing::{error, field, info, info_span, warn, Instrument};
 
 /// One received message, independent of how it was received (Lambda event, local queue).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,22 +122,45 @@ where
     Q: MessageQueue,
     F: AsyncFn(&str) -> Result<T, StageError>,
 {
-    let span = info_span!("message", stage, message_id = %message.message_id, receive_count = message.receive_count);
-    async {
-        let outcome = AssertUnwindSafe(handle(&message.body)).catch_unwind().await;
-        let failure = match outcome {
-            Ok(Ok(_)) => return Disposition::Done,
-            Ok(Err(err)) => err,
+    let incoming = message
+        .attributes
+        .get(ATTR_CORRELATION_ID)
+        .map(String::as_str);
+    let span = info_span!("message", stage, message_id = %message.message_id, receive_count = message.receive_count, correlation_id = field::Empty);
+    let carried = incoming.filter(|id| telemetry::is_valid_correlation_id(id));
+    if let Some(id) = carried {
+        span.record("correlation_id", id);
+    }
+    let started = Instant::now();
+    let disposition = async {
+        let (outcome, correlation_id) =
+            telemetry::with_correlation(incoming, AssertUnwindSafe(handle(&message.body)).catch_unwind()).await;
+        // The stage derived the id: the message's own lines (retry, dead letter) carry it too.
+        if let (None, Some(id)) = (carried, &correlation_id) {
+            tracing::Span::current().record("correlation_id", id.as_str());
+        }
+        let (failure, class) = match outcome {
+            Ok(Ok(_)) => {
+                metrics::processed(stage);
+                return Disposition::Done;
+            }
+            Ok(Err(err)) => {
+                let class = err.class.as_str();
+                (err, class)
+            }
             Err(_) => {
                 // A panic is a bug: the same input would panic again, so park it now.
                 error!("stage panicked");
-                StageError::permanent("worker_panic", format!("message={}", message.message_id))
+                let err = StageError::permanent("worker_panic", format!("message={}", message.message_id));
+                (err, "panic")
             }
         };
+        metrics::failed(stage, class);
         let exhausted = failure.is_retryable() && message.receive_count >= config.max_receives;
         if failure.class == ErrorClass::Retryable && !exhausted {
             let delay = backoff(config, message.receive_count);
             warn!(error_class = "retryable", reason = %failure.reason, error = %failure, delay_secs = delay.as_secs(), "will retry");
+            metrics::retried(stage);
             if let Err(err) = queue.retry_later(&message.receipt_handle, delay.as_secs() as u32).await {
                 warn!(error = %err, "could not postpone; the queue's visibility timeout applies");
             }
@@ -146,25 +175,38 @@ where
             reason: reason.clone(),
             context: failure.context.clone(),
             receive_count: message.receive_count,
-            attributes: message.attributes.clone(),
+            attributes: {
+                let mut attributes = message.attributes.clone();
+                // The id in effect, never a malformed one the message brought.
+                match correlation_id {
+                    Some(id) => attributes.insert(ATTR_CORRELATION_ID.to_owned(), id),
+                    None => attributes.remove(ATTR_CORRELATION_ID),
+                };
+                attributes
+            },
         };
         match queue.dead_letter(&letter).await {
             Ok(()) => {
                 warn!(error_class = failure.class.as_str(), reason = %reason, error = %failure, "dead-lettered");
+                metrics::dead_lettered(stage);
                 Disposition::DeadLettered { reason }
             }
             Err(err) => {
                 error!(error = %err, reason = %reason, "could not dead-letter; leaving the message to the queue's redrive");
+                metrics::dead_letter_failed(stage);
                 Disposition::Failed
             }
         }
     }
     .instrument(span)
-    .await
+    .await;
+    metrics::latency_ms(stage, started.elapsed().as_secs_f64() * 1000.0);
+    disposition
 }
 
 /// Runs `handle` over a batch, one message after another (so a consumer's concurrency is
-/// exactly its downstream concurrency), and builds the partial batch response.
+/// exactly its downstream concurrency), and builds the partial batch response. The
+/// batch's metrics are written when it ends (see `crate::metrics::collect`).
 pub async fn process_batch<Q, F, T>(
     stage: &'static str,
     messages: &[Received],
@@ -178,15 +220,18 @@ where
 {
     let mut response = BatchResponse::default();
     let mut dispositions = Vec::with_capacity(messages.len());
-    for message in messages {
-        let disposition = process_one(stage, message, queue, config, &handle).await;
-        if disposition.keeps_message() {
-            response.batch_item_failures.push(BatchItemFailure {
-                item_identifier: message.message_id.clone(),
-            });
+    metrics::collect(metrics::current(), async {
+        for message in messages {
+            let disposition = process_one(stage, message, queue, config, &handle).await;
+            if disposition.keeps_message() {
+                response.batch_item_failures.push(BatchItemFailure {
+                    item_identifier: message.message_id.clone(),
+                });
+            }
+            dispositions.push(disposition);
         }
-        dispositions.push(disposition);
-    }
+    })
+    .await;
     info!(
         stage,
         messages = messages.len(),

@@ -8,10 +8,12 @@
 use crate::config::IntakeConfig;
 use crate::error::{PortErrorKind, PortResultExt, StageError};
 use crate::media::{MediaFormat, SNIFF_BYTES};
+use crate::metrics;
 use crate::ports::{
     EventPublisher, JobStart, MedicalJobRequest, ObjectStore, OutgoingEvent, Transcriber,
 };
 use crate::records::for_each_record;
+use crate::telemetry;
 use telepipe_events::ids::{self, SessionId};
 use telepipe_events::pipeline::{
     schema_version, PipelineEvent, RecordingRef, RecordingRejected, RejectReason,
@@ -87,6 +89,7 @@ where
             size: record.size,
         },
         session_id: None,
+        correlation_id: None,
     };
     let key = match &record.key {
         Ok(key) => key.as_str(),
@@ -98,6 +101,14 @@ where
     };
     rejection.recording.object_ref = ids::object_ref(bucket, key);
     span.record("object_ref", rejection.recording.object_ref.as_str());
+    // Provisional until HEAD names the version (identical on versioned buckets).
+    let noticed_version = record.version_id.as_deref().or(record.etag.as_deref());
+    let noticed_version = noticed_version
+        .or(record.sequencer.as_deref())
+        .unwrap_or("");
+    rejection.correlation_id = Some(telemetry::set_correlation_id(
+        &telemetry::recording_correlation_id(bucket, key, noticed_version),
+    ));
 
     let Some((session_raw, file_name)) = key
         .strip_prefix(config.recordings_prefix.as_str())
@@ -145,6 +156,17 @@ where
         other => other.context(context)?,
     };
     rejection.recording.size = Some(head.size);
+    // A versioned bucket names the exact content; otherwise the ETag does.
+    let object_version = head
+        .version_id
+        .as_deref()
+        .or(version)
+        .or(head.etag.as_deref())
+        .or(record.etag.as_deref())
+        .or(record.sequencer.as_deref())
+        .unwrap_or("");
+    let correlation_id = telemetry::recording_correlation_id(bucket, key, object_version);
+    rejection.correlation_id = Some(telemetry::set_correlation_id(&correlation_id));
     if head.size == 0 {
         return Err(rejection
             .reject(RejectReason::EmptyObject, "object is empty")
@@ -174,17 +196,12 @@ where
         return Err(rejection.reject(RejectReason::FormatMismatch, &why).await);
     }
 
-    // A versioned bucket names the exact content; otherwise the ETag does.
-    let object_version = head
-        .version_id
-        .as_deref()
-        .or(version)
-        .or(head.etag.as_deref())
-        .or(record.etag.as_deref())
-        .or(record.sequencer.as_deref())
-        .unwrap_or("");
     let job_name = ids::job_name(&session, bucket, key, object_version);
     span.record("job_name", job_name.as_str());
+    debug_assert_eq!(
+        telemetry::correlation_id_of_job(&job_name),
+        Some(correlation_id.as_str())
+    );
     let output_key = format!("{}{}/{}.json", config.transcripts_prefix, session, job_name);
     let request = MedicalJobRequest {
         job_name: job_name.clone(),
@@ -198,11 +215,11 @@ where
         speakers: config.speakers,
         language_code: "en-US".to_owned(),
     };
-    let start = ports
-        .transcriber
-        .start_medical_job(&request)
-        .await
-        .context(|| format!("session={session} job={job_name}"))?;
+    let start = ports.transcriber.start_medical_job(&request).await;
+    if let Err(err) = &start {
+        metrics::observe_port_error(err);
+    }
+    let start = start.context(|| format!("session={session} job={job_name}"))?;
     let already_started = start == JobStart::AlreadyExists;
     let event = TranscriptionStarted {
         schema_version: schema_version(),
@@ -216,6 +233,7 @@ where
         media_format: format.as_str().to_owned(),
         transcript_uri: format!("s3://{}/{}", config.transcripts_bucket, output_key),
         already_started,
+        correlation_id: rejection.correlation_id.clone(),
     };
     ports
         .events
@@ -249,17 +267,21 @@ struct Rejection<'a, P> {
     events: &'a P,
     recording: RecordingRef,
     session_id: Option<String>,
+    /// The correlation id in effect (see `telemetry`), once the key is read.
+    correlation_id: Option<String>,
 }
 
 impl<P: EventPublisher> Rejection<'_, P> {
     async fn reject(&self, reason: RejectReason, why: &str) -> StageError {
         warn!(reason = reason.as_str(), why, "recording rejected");
+        metrics::rejected(STAGE, reason.as_str());
         let event = RecordingRejected {
             schema_version: schema_version(),
             event_id: RecordingRejected::id_for(&self.recording, reason),
             session_id: self.session_id.clone(),
             reason,
             recording: self.recording.clone(),
+            correlation_id: self.correlation_id.clone(),
         };
         let context = format!(
             "session={} object_ref={}: {why}",

@@ -5,6 +5,7 @@
 //! - `batch`: driving a stage over a queue batch (partial failures, dead letters, backoff).
 //! - `aws`: SDK adapters of the ports; `memory`: in-memory adapters.
 //! - `config`: environment variables, validated once at start-up.
+//! - `metrics`, `telemetry`: CloudWatch EMF metrics, JSON logs and correlation ids.
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -17,6 +18,7 @@ pub mod intake;
 pub mod lambda;
 pub mod media;
 pub mod memory;
+pub mod metrics;
 pub mod notifier;
 pub mod ports;
 pub mod records;

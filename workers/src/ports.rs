@@ -220,13 +220,18 @@ impl DeadLetter {
             "source_message_id": self.source_message_id,
             "receive_count": self.receive_count,
         });
+        // The correlation id (`telepipe.correlation-id`) travels on, in place of one kept attribute.
+        let correlation = self.attributes.get(crate::telemetry::ATTR_CORRELATION_ID);
         let mut attributes: BTreeMap<String, String> = self
             .attributes
             .iter()
             .filter(|(name, _)| !name.starts_with("telepipe."))
-            .take(MAX_KEPT_ATTRIBUTES)
+            .take(MAX_KEPT_ATTRIBUTES - usize::from(correlation.is_some()))
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
+        if let Some(id) = correlation {
+            attributes.insert(crate::telemetry::ATTR_CORRELATION_ID.to_owned(), id.clone());
+        }
         attributes.insert(ATTR_REASON.to_owned(), self.reason.clone());
         attributes.insert(ATTR_STAGE.to_owned(), self.stage.to_owned());
         attributes.insert(ATTR_DEAD_LETTER.to_owned(), details.to_string());

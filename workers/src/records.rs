@@ -9,8 +9,9 @@ use tracing::{field, info, info_span, Instrument};
 
 /// Runs `handle` on each record of the notification in `body`.
 ///
-/// Each call runs inside a `record` span with empty `session_id`, `job_name` and
-/// `object_ref` fields for the stage to fill, so every log line carries them.
+/// Each call runs inside a `record` span with empty `session_id`, `job_name`,
+/// `object_ref` and `correlation_id` fields for the stage to fill, so every log line
+/// carries them.
 pub async fn for_each_record<O, F>(body: &str, mut handle: F) -> Result<Vec<O>, StageError>
 where
     F: AsyncFnMut(&S3Record) -> Result<O, StageError>,
@@ -36,7 +37,8 @@ where
             index,
             session_id = field::Empty,
             job_name = field::Empty,
-            object_ref = field::Empty
+            object_ref = field::Empty,
+            correlation_id = field::Empty
         );
         match handle(record).instrument(span).await {
             Ok(outcome) => outcomes.push(outcome),

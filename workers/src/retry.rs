@@ -48,7 +48,11 @@ impl RetryPolicy {
     {
         let mut attempt = 1;
         loop {
-            match call().await {
+            let result = call().await;
+            if let Err(err) = &result {
+                crate::metrics::observe_port_error(err);
+            }
+            match result {
                 Err(err) if err.class() == ErrorClass::Retryable && attempt < self.max_attempts => {
                     tracing::debug!(attempt, error = %err, "retrying after retryable failure");
                     tokio::time::sleep(self.delay(attempt)).await;

@@ -1,10 +1,25 @@
 //! Logging set-up shared by every binary: `tracing` JSON, one object per line, with the
 //! fields of the enclosing spans (message id, session id, job name) on every line.
 //!
-//! Level from `LOG_LEVEL` (or `RUST_LOG`), default `info`. The AWS SDK's own crates are
-//! held at `warn` unless named explicitly, because their trace output can include
-//! request bodies, which may hold PHI.
+//! Level from `LOG_LEVEL` (or, when that is unset or empty, `RUST_LOG`), default `info`;
+//! either takes `tracing` filter directives (`debug`, `info,telepipe_workers=debug`). An
+//! invalid filter falls back to `info`. The AWS SDK's own crates are held at `warn`
+//! unless named explicitly, because their trace output can include request bodies,
+//! which may hold PHI.
+//!
+//! # Correlation id
+//!
+//! One id follows a recording from upload to notification: the 24-hex digest of the
+//! recording's bucket, key and version (or ETag) — the suffix of its Transcribe job
+//! name, so every later stage can re-derive it from the job name alone
+//! ([`correlation_id_of_job`]). A message carrying the attribute
+//! `telepipe.correlation-id` (e.g. a replayed dead letter) keeps the id it carries.
+//! Stages set it with [`set_correlation_id`]: it is recorded on the current `record`
+//! span (so every log line of the record has `correlation_id`) and, when the message is
+//! dead-lettered, sent on as the `telepipe.correlation-id` attribute.
 
+use std::cell::RefCell;
+use std::future::Future;
 use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
@@ -19,12 +34,16 @@ pub fn filter(directives: &str) -> EnvFilter {
     EnvFilter::try_new(&guarded).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
+/// The log directives from `LOG_LEVEL`, else `RUST_LOG`, else `info` (empty counts as unset).
+pub fn log_directives(var: impl Fn(&str) -> Option<String>) -> String {
+    ["LOG_LEVEL", "RUST_LOG"]
+        .into_iter()
+        .find_map(|name| var(name).filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| "info".into())
+}
+
 pub fn filter_from_env() -> EnvFilter {
-    filter(
-        &std::env::var("LOG_LEVEL")
-            .or_else(|_| std::env::var("RUST_LOG"))
-            .unwrap_or_else(|_| "info".into()),
-    )
+    filter(&log_directives(|name| std::env::var(name).ok()))
 }
 
 /// The JSON subscriber every worker logs through, writing to `writer`.
@@ -46,4 +65,151 @@ where
 pub fn init_json_logging() {
     tracing::subscriber::set_global_default(json_subscriber(std::io::stdout, filter_from_env()))
         .expect("logging is initialised once");
+}
+
+/// Message attribute carrying the correlation id on messages telepipe sends.
+pub const ATTR_CORRELATION_ID: &str = "telepipe.correlation-id";
+
+/// Whether `id` can be a correlation id: 8 to 64 ASCII letters, digits, `-` or `_`.
+pub fn is_valid_correlation_id(id: &str) -> bool {
+    (8..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The correlation id of a recording: the same digest `ids::job_name` appends.
+pub fn recording_correlation_id(bucket: &str, key: &str, object_version: &str) -> String {
+    telepipe_events::ids::digest_hex(
+        &[bucket.as_bytes(), key.as_bytes(), object_version.as_bytes()],
+        12,
+    )
+}
+
+/// The correlation id inside a job name `{session_id}-{24 hex}`.
+pub fn correlation_id_of_job(job_name: &str) -> Option<&str> {
+    let (_, digest) = job_name.rsplit_once('-')?;
+    (digest.len() == 24 && digest.bytes().all(|b| b.is_ascii_hexdigit())).then_some(digest)
+}
+
+/// The message's correlation id: (id, whether it came with the message).
+struct Correlation {
+    id: Option<String>,
+    incoming: bool,
+}
+
+tokio::task_local! {
+    static CORRELATION: RefCell<Correlation>;
+}
+
+/// Runs one message's work with `incoming` (its `telepipe.correlation-id` attribute, if
+/// valid) as the correlation id; returns the id in effect at the end.
+pub async fn with_correlation<F: Future>(
+    incoming: Option<&str>,
+    future: F,
+) -> (F::Output, Option<String>) {
+    let incoming = incoming
+        .filter(|id| is_valid_correlation_id(id))
+        .map(str::to_owned);
+    let cell = RefCell::new(Correlation {
+        incoming: incoming.is_some(),
+        id: incoming,
+    });
+    CORRELATION
+        .scope(cell, async {
+            let output = future.await;
+            let id = CORRELATION
+                .try_with(|c| c.borrow().id.clone())
+                .ok()
+                .flatten();
+            (output, id)
+        })
+        .await
+}
+
+/// The correlation id in effect for the current message, if any.
+pub fn current_correlation_id() -> Option<String> {
+    CORRELATION
+        .try_with(|c| c.borrow().id.clone())
+        .ok()
+        .flatten()
+}
+
+/// Sets the correlation id derived by a stage, unless the message brought its own, and
+/// records the one in effect on the current span. Returns it.
+pub fn set_correlation_id(derived: &str) -> String {
+    let effective = CORRELATION
+        .try_with(|c| {
+            let mut c = c.borrow_mut();
+            if !c.incoming || c.id.is_none() {
+                c.id = Some(derived.to_owned());
+            }
+            c.id.clone().unwrap_or_default()
+        })
+        .unwrap_or_else(|_| derived.to_owned());
+    tracing::Span::current().record("correlation_id", effective.as_str());
+    effective
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_level_comes_from_log_level_then_rust_log_then_info() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(log_directives(vars(&[])), "info");
+        assert_eq!(log_directives(vars(&[("RUST_LOG", "debug")])), "debug");
+        assert_eq!(
+            log_directives(vars(&[("LOG_LEVEL", "warn"), ("RUST_LOG", "debug")])),
+            "warn"
+        );
+        assert_eq!(
+            log_directives(vars(&[("LOG_LEVEL", " "), ("RUST_LOG", "debug")])),
+            "debug"
+        );
+        // The SDK stays at warn unless named; an invalid filter falls back to info.
+        assert!(filter("trace")
+            .to_string()
+            .contains("aws_smithy_runtime=warn"));
+        assert!(!filter("trace,aws_smithy_runtime=debug")
+            .to_string()
+            .contains("aws_smithy_runtime=warn"));
+        assert_eq!(filter("=[bad").to_string(), "info");
+    }
+
+    #[test]
+    fn correlation_ids_are_the_job_name_digest() {
+        let session = telepipe_events::ids::SessionId::parse("s-1").unwrap();
+        let job = telepipe_events::ids::job_name(&session, "b", "recordings/s-1/a.wav", "v1");
+        let id = recording_correlation_id("b", "recordings/s-1/a.wav", "v1");
+        assert_eq!(correlation_id_of_job(&job), Some(id.as_str()));
+        assert!(is_valid_correlation_id(&id));
+        assert_eq!(correlation_id_of_job("s-1-nothex"), None);
+        assert!(!is_valid_correlation_id("has space in it"));
+        assert!(!is_valid_correlation_id("short"));
+    }
+
+    #[tokio::test]
+    async fn an_incoming_correlation_id_wins_over_the_derived_one() {
+        let ((), id) = with_correlation(Some("incoming-123"), async {
+            assert_eq!(set_correlation_id("derived-456"), "incoming-123");
+        })
+        .await;
+        assert_eq!(id.as_deref(), Some("incoming-123"));
+        let ((), id) = with_correlation(Some("bad id!"), async {
+            set_correlation_id("derived-456");
+        })
+        .await;
+        assert_eq!(id.as_deref(), Some("derived-456"));
+        let ((), id) = with_correlation(None, async {}).await;
+        assert_eq!(id, None);
+    }
 }

@@ -574,6 +574,14 @@ async fn main() -> ExitCode {
         .with_target(false)
         .compact()
         .init();
+    // Metrics are off locally unless asked for (`TELEPIPE_METRICS=file:metrics.jsonl`).
+    if std::env::var_os(telepipe_workers::metrics::SINK_VAR).is_some() {
+        let env = telepipe_workers::config::Env::process();
+        if let Err(err) = telepipe_workers::metrics::install_from_env(&env) {
+            eprintln!("telepipe: {err}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match &cli.command {
         Command::Demo {
             data_dir,

@@ -14,6 +14,7 @@ use telepipe_workers::telemetry::init_json_logging;
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_json_logging();
     let env = Env::process();
+    config_or_exit(telepipe_workers::metrics::install_from_env(&env));
     let config = config_or_exit(ClinicalConfig::from_env(&env));
     let consumer = config_or_exit(ConsumerConfig::from_env(&env));
     let events_config = config_or_exit(EventsConfig::from_env(&env));

@@ -10,8 +10,10 @@ pub mod conversation;
 
 use crate::config::ClinicalConfig;
 use crate::error::{PortErrorKind, PortResultExt, StageError};
+use crate::metrics;
 use crate::ports::{ClinicalNlp, EventPublisher, NlpApi, ObjectStore, OutgoingEvent, PutOptions};
 use crate::records::for_each_record;
+use crate::telemetry;
 use chunk::{chunk_text, Chunk};
 use conversation::Conversation;
 use futures::stream::{self, StreamExt};
@@ -109,6 +111,8 @@ where
     };
     span.record("session_id", session.as_str());
     span.record("job_name", job_name.as_str());
+    let correlation_id =
+        telemetry::correlation_id_of_job(&job_name).map(telemetry::set_correlation_id);
     let context = || format!("session={session} job={job_name}");
 
     let object = match ports.store.get(bucket, key).await {
@@ -170,7 +174,8 @@ where
         content_type: Some("application/json".to_owned()),
         kms_key_id: config.results_kms_key_id.clone(),
     };
-    let event = extracted_event(&document, &bytes, &config.results_bucket, &results_key);
+    let mut event = extracted_event(&document, &bytes, &config.results_bucket, &results_key);
+    event.correlation_id = correlation_id;
     ports
         .store
         .put(&config.results_bucket, &results_key, bytes, &options)
@@ -254,6 +259,7 @@ pub async fn analyze<N: ClinicalNlp>(
                 format!("api={} chunk={index} attempts={attempts}", api.as_str()),
             )
         })?;
+        metrics::comprehend_request(api.as_str(), u64::from(chunk.char_len));
         for entity in &mut entities {
             rebase(entity, chunk.char_start);
         }
@@ -390,5 +396,6 @@ fn extracted_event(
         speakers: document.speakers.len() as u32,
         duration_ms: document.duration_ms,
         requests: document.requests,
+        correlation_id: None,
     }
 }
