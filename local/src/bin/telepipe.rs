@@ -4,7 +4,8 @@
 //!   data directory and prints what came out;
 //! - `telepipe run --data-dir DIR`: the long-running runtime; drop a recording into
 //!   `DIR/buckets/recordings/recordings/{session_id}/` to start the chain;
-//! - `telepipe status`: where each recording is, queue depths and dead letters.
+//! - `telepipe status`: where each recording is, queue depths and dead letters;
+//! - `telepipe dlq list|peek|replay`: dead letters, locally or on SQS (`telepipe_ops::cli`).
 
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
@@ -61,6 +62,8 @@ enum Command {
         #[arg(long)]
         session: Option<String>,
     },
+    /// Dead letters: list the queues, peek at messages, replay them (--data-dir DIR or --aws).
+    Dlq(telepipe_ops::cli::DlqArgs),
 }
 
 #[derive(Args)]
@@ -467,6 +470,9 @@ async fn main() -> ExitCode {
         }
         Command::Status { data_dir, session } => {
             show_status(data_dir, session.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Dlq(args) => {
+            telepipe_ops::cli::run(args, telepipe_local::dlq::LocalDlqAdmin::open).await
         }
     };
     result.unwrap_or_else(|message| {

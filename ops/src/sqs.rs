@@ -1,0 +1,324 @@
+//! `DlqAdmin` on Amazon SQS, and the native whole-queue redrive (`StartMessageMoveTask`).
+//!
+//! A queue is a dead-letter queue when `ListDeadLetterSourceQueues` names a source for it
+//! or its name follows the convention `X-dlq` (telepipe's workers park messages there
+//! themselves, which no redrive policy records). Its source is the first queue the
+//! redrive policies name, else `X`.
+
+use crate::port::{conventional_source, DlqAdmin, DlqInfo, DlqMessage, Outgoing};
+use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::Client;
+use telepipe_workers::aws::{classify, AwsContext};
+use telepipe_workers::error::PortError;
+
+/// The SQS adapter. Queues are named by URL (a plain name is looked up).
+#[derive(Clone)]
+pub struct SqsDlqAdmin {
+    client: Client,
+}
+
+fn queue_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
+fn is_url(queue: &str) -> bool {
+    queue.starts_with("https://") || queue.starts_with("http://")
+}
+
+impl SqsDlqAdmin {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// From the SDK's standard configuration (env region, endpoint, credentials).
+    pub async fn from_env() -> Self {
+        Self::new(Client::new(&AwsContext::load().await.sdk))
+    }
+
+    /// The URL of `queue` (a URL already, or a name).
+    pub async fn url(&self, queue: &str) -> Result<String, PortError> {
+        if is_url(queue) {
+            return Ok(queue.to_owned());
+        }
+        let output = self
+            .client
+            .get_queue_url()
+            .queue_name(queue)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "sqs", "GetQueueUrl"))?;
+        Ok(output.queue_url.unwrap_or_default())
+    }
+
+    pub async fn arn(&self, url: &str) -> Result<String, PortError> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "sqs", "GetQueueAttributes"))?;
+        Ok(output
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .unwrap_or_default())
+    }
+
+    async fn sources(&self, url: &str) -> Result<Vec<String>, PortError> {
+        let mut sources = Vec::new();
+        let mut token = None;
+        loop {
+            let output = self
+                .client
+                .list_dead_letter_source_queues()
+                .queue_url(url)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify(&e, "sqs", "ListDeadLetterSourceQueues"))?;
+            sources.extend(output.queue_urls);
+            token = output.next_token;
+            if token.is_none() {
+                return Ok(sources);
+            }
+        }
+    }
+
+    async fn info(&self, url: &str, sources: Vec<String>) -> Result<DlqInfo, PortError> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "sqs", "GetQueueAttributes"))?;
+        let attributes = output.attributes.unwrap_or_default();
+        let count = |name: QueueAttributeName| -> u64 {
+            attributes
+                .get(&name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let in_flight = count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
+        let depth = count(QueueAttributeName::ApproximateNumberOfMessages)
+            + in_flight
+            + count(QueueAttributeName::ApproximateNumberOfMessagesDelayed);
+        let name = queue_name(url).to_owned();
+        let source = match sources.into_iter().next() {
+            Some(source) => Some(source),
+            None => match conventional_source(&name) {
+                Some(source) => self.url(&source).await.ok(),
+                None => None,
+            },
+        };
+        Ok(DlqInfo {
+            fifo: name.ends_with(".fifo"),
+            name,
+            queue: url.to_owned(),
+            depth,
+            in_flight,
+            // SQS's API does not tell the age of the oldest message (CloudWatch's
+            // ApproximateAgeOfOldestMessage does); `peek` shows each message's.
+            oldest_age: None,
+            source,
+        })
+    }
+
+    /// Starts SQS's own redrive of every message of `dlq` to `target` (or, without one,
+    /// back to each message's original source queue). Returns the task handle.
+    pub async fn start_native_move(
+        &self,
+        dlq: &str,
+        target: Option<&str>,
+        rate: Option<i32>,
+    ) -> Result<String, PortError> {
+        let source_arn = self.arn(&self.url(dlq).await?).await?;
+        let destination_arn = match target {
+            Some(target) => Some(self.arn(&self.url(target).await?).await?),
+            None => None,
+        };
+        let output = self
+            .client
+            .start_message_move_task()
+            .source_arn(source_arn)
+            .set_destination_arn(destination_arn)
+            .set_max_number_of_messages_per_second(rate)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "sqs", "StartMessageMoveTask"))?;
+        Ok(output.task_handle.unwrap_or_default())
+    }
+
+    async fn receive_with(
+        &self,
+        url: &str,
+        max: usize,
+        visibility_secs: u32,
+    ) -> Result<Vec<DlqMessage>, PortError> {
+        let output = self
+            .client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .visibility_timeout(visibility_secs.min(43_200) as i32)
+            // Long polling asks every SQS host, so an empty answer means an empty queue.
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "sqs", "ReceiveMessage"))?;
+        Ok(output
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|message| {
+                let system = message.attributes.unwrap_or_default();
+                let system_value = |name: MessageSystemAttributeName| system.get(&name).cloned();
+                let mut attributes = std::collections::BTreeMap::new();
+                let mut has_binary_attributes = false;
+                for (name, value) in message.message_attributes.unwrap_or_default() {
+                    match value.string_value {
+                        Some(text) => {
+                            attributes.insert(name, text);
+                        }
+                        None => has_binary_attributes = true,
+                    }
+                }
+                DlqMessage {
+                    id: message.message_id.unwrap_or_default(),
+                    receipt: message.receipt_handle.unwrap_or_default(),
+                    body: message.body.unwrap_or_default(),
+                    attributes,
+                    has_binary_attributes,
+                    receive_count: system_value(
+                        MessageSystemAttributeName::ApproximateReceiveCount,
+                    )
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+                    sent_at_ms: system_value(MessageSystemAttributeName::SentTimestamp)
+                        .and_then(|n| n.parse().ok()),
+                    group_id: system_value(MessageSystemAttributeName::MessageGroupId),
+                    dedup_id: system_value(MessageSystemAttributeName::MessageDeduplicationId),
+                }
+            })
+            .collect())
+    }
+}
+
+impl DlqAdmin for SqsDlqAdmin {
+    async fn list(&self) -> Result<Vec<DlqInfo>, PortError> {
+        let mut urls = Vec::new();
+        let mut token = None;
+        loop {
+            let output = self
+                .client
+                .list_queues()
+                .max_results(1000)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify(&e, "sqs", "ListQueues"))?;
+            urls.extend(output.queue_urls.unwrap_or_default());
+            token = output.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut dlqs = Vec::new();
+        for url in urls {
+            let sources = self.sources(&url).await?;
+            if sources.is_empty() && conventional_source(queue_name(&url)).is_none() {
+                continue;
+            }
+            dlqs.push(self.info(&url, sources).await?);
+        }
+        dlqs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(dlqs)
+    }
+
+    async fn find(&self, queue: &str) -> Result<DlqInfo, PortError> {
+        let url = self.url(queue).await?;
+        let sources = self.sources(&url).await?;
+        self.info(&url, sources).await
+    }
+
+    async fn peek(&self, queue: &str, max: usize) -> Result<Vec<DlqMessage>, PortError> {
+        // SQS cannot read without receiving: receive briefly hidden, then release at once.
+        let mut messages: Vec<DlqMessage> = Vec::new();
+        while messages.len() < max {
+            let batch = self.receive_with(queue, max - messages.len(), 30).await?;
+            if batch.is_empty() {
+                break;
+            }
+            messages.extend(batch);
+        }
+        for message in &messages {
+            self.release(queue, &message.receipt).await?;
+        }
+        Ok(messages)
+    }
+
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility_secs: u32,
+    ) -> Result<Vec<DlqMessage>, PortError> {
+        self.receive_with(queue, max, visibility_secs).await
+    }
+
+    async fn send(&self, queue: &str, message: &Outgoing) -> Result<String, PortError> {
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(queue)
+            .message_body(&message.body);
+        for (name, value) in &message.attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .expect("data type is set");
+            request = request.message_attributes(name, value);
+        }
+        // Group and deduplication ids exist on FIFO queues only; a standard queue refuses them.
+        if queue.ends_with(".fifo") {
+            request = request
+                .set_message_group_id(message.group_id.clone())
+                .set_message_deduplication_id(message.dedup_id.clone());
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|e| classify(&e, "sqs", "SendMessage"))?;
+        Ok(output.message_id.unwrap_or_default())
+    }
+
+    async fn delete(&self, queue: &str, receipt: &str) -> Result<(), PortError> {
+        self.client
+            .delete_message()
+            .queue_url(queue)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "sqs", "DeleteMessage"))?;
+        Ok(())
+    }
+
+    async fn release(&self, queue: &str, receipt: &str) -> Result<(), PortError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(queue)
+            .receipt_handle(receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "sqs", "ChangeMessageVisibility"))?;
+        Ok(())
+    }
+}
