@@ -39,7 +39,12 @@ impl Pair {
                 if fifo {
                     request = request.attributes(QueueAttributeName::FifoQueue, "true");
                 }
-                request.send().await.expect("create queue").queue_url.unwrap()
+                request
+                    .send()
+                    .await
+                    .expect("create queue")
+                    .queue_url
+                    .unwrap()
             }
         };
         let dlq = create(dlq_name.clone()).await;
@@ -149,8 +154,13 @@ fn notification(session: &str, i: usize) -> String {
 #[tokio::test]
 async fn list_and_peek_show_queues_sources_and_reasons_without_bodies() {
     let pair = Pair::new(false).await;
-    pair.park(&notification("sess-1", 0), "intake", "permanent", "too_large")
-        .await;
+    pair.park(
+        &notification("sess-1", 0),
+        "intake",
+        "permanent",
+        "too_large",
+    )
+    .await;
     let listed = pair.admin.list().await.unwrap();
     let info = listed
         .iter()
@@ -158,12 +168,19 @@ async fn list_and_peek_show_queues_sources_and_reasons_without_bodies() {
         .expect("the DLQ is listed");
     assert_eq!(info.source.as_deref(), Some(pair.source.as_str()));
     assert_eq!(info.depth, 1);
-    assert!(!listed.iter().any(|i| i.queue == pair.source), "sources are not DLQs");
+    assert!(
+        !listed.iter().any(|i| i.queue == pair.source),
+        "sources are not DLQs"
+    );
     let peeked = pair.admin.peek(&pair.dlq, 10).await.unwrap();
     assert_eq!(peeked.len(), 1);
     let dead = telepipe_ops::message::DeadLetterInfo::of(&peeked[0]);
     assert_eq!(
-        (dead.stage.as_deref(), dead.error_class.as_deref(), dead.reason.as_str()),
+        (
+            dead.stage.as_deref(),
+            dead.error_class.as_deref(),
+            dead.reason.as_str()
+        ),
         (Some("intake"), Some("permanent"), "too_large")
     );
     assert_eq!(
@@ -181,8 +198,13 @@ async fn filtered_move_keeps_attributes_and_leaves_the_rest_parked() {
         pair.park(&notification("s1", i), "intake", "retryable", "throttled")
             .await;
     }
-    pair.park(&notification("s2", 9), "clinical", "permanent", "bad_transcript")
-        .await;
+    pair.park(
+        &notification("s2", 9),
+        "clinical",
+        "permanent",
+        "bad_transcript",
+    )
+    .await;
     let mut options = pair.options();
     options.filter.stage = Some("intake".into());
     options.filter.error_class = Some("retryable".into());
@@ -223,7 +245,11 @@ async fn dry_run_moves_nothing_and_copy_keeps_the_originals() {
     assert_eq!((report.sent, report.deleted), (4, 0));
     assert_eq!(pair.depth(&pair.dlq).await, 4, "copy keeps the originals");
     let again = pair.replay(&options).await;
-    assert_eq!((again.sent, again.already_sent), (0, 4), "the journal stops a second copy");
+    assert_eq!(
+        (again.sent, again.already_sent),
+        (0, 4),
+        "the journal stops a second copy"
+    );
     assert_eq!(
         sorted_bodies(&pair.drain(&pair.source, 4).await),
         ["body-0", "body-1", "body-2", "body-3"]
@@ -285,10 +311,16 @@ async fn an_interrupted_replay_rerun_loses_and_doubles_nothing() {
     assert!(error.contains("retryable"), "{error}");
     // Second run: the answer to a send is lost after 5 more (sent, but not journaled as such).
     let faulty = Faulty::new(pair.admin.clone(), Fault::SendLostAnswerAfter(5));
-    pair.replay_with(&faulty, &pair.options()).await.unwrap_err();
+    pair.replay_with(&faulty, &pair.options())
+        .await
+        .unwrap_err();
     // Third run: no faults.
     let report = pair.replay(&pair.options()).await;
-    assert_eq!(report.uncertain.len(), 1, "the lost answer is reported, not resent");
+    assert_eq!(
+        report.uncertain.len(),
+        1,
+        "the lost answer is reported, not resent"
+    );
     let mut expected: Vec<String> = (0..n).map(|i| format!("body-{i:02}")).collect();
     let target = pair.drain(&pair.source, n).await;
     let parked = pair.drain(&pair.dlq, 1).await;
@@ -321,11 +353,7 @@ async fn bench_replay_throughput() {
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
     eprintln!(
         "replay move against moto: {:?} messages/s, median {:.1}",
-        rates
-            .iter()
-            .map(|r| format!("{r:.1}"))
-            .collect::<Vec<_>>(),
+        rates.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>(),
         rates[1]
     );
 }
-
