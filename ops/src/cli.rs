@@ -222,8 +222,24 @@ async fn native(admin: &crate::sqs::SqsDlqAdmin, args: &ReplayArgs) -> Result<Ex
         return Err("--native moves the whole queue: it takes only --to and --rate".into());
     }
     let rate = args.rate.map(|r| r.round().clamp(1.0, 500.0) as i32);
+    // An explicit destination: messages the workers parked themselves (not moved by a
+    // redrive policy) have no "original source" for SQS to return them to.
+    let target = match &args.to {
+        Some(to) => to.clone(),
+        None => admin
+            .find(&args.queue)
+            .await
+            .map_err(|e| advice(&e, &args.queue))?
+            .source
+            .ok_or_else(|| {
+                format!(
+                    "no source queue is known for {}: name it with --to",
+                    args.queue
+                )
+            })?,
+    };
     let handle = admin
-        .start_native_move(&args.queue, args.to.as_deref(), rate)
+        .start_native_move(&args.queue, Some(&target), rate)
         .await
         .map_err(|e| advice(&e, &args.queue))?;
     println!("started SQS message move task {handle} for {}", args.queue);
