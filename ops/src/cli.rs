@@ -508,3 +508,69 @@ async fn replay_command<A: DlqAdmin>(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Top,
+    }
+
+    #[derive(Subcommand)]
+    enum Top {
+        Dlq(DlqArgs),
+    }
+
+    fn parse(args: &[&str]) -> Result<DlqArgs, clap::Error> {
+        let mut all = vec!["telepipe", "dlq"];
+        all.extend(args);
+        Cli::try_parse_from(all).map(|cli| match cli.command {
+            Top::Dlq(args) => args,
+        })
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let args = parse(&[
+            "replay",
+            "intake-dlq",
+            "--data-dir",
+            "d",
+            "--stage",
+            "intake",
+            "--error-class",
+            "retryable",
+            "--older-than",
+            "1h",
+            "--attribute",
+            "a=b",
+            "--attribute",
+            "c=d",
+            "--rate",
+            "5/s",
+            "--max",
+            "3",
+            "--copy",
+            "--dry-run",
+        ])
+        .unwrap();
+        assert_eq!(args.data_dir.as_deref(), Some(Path::new("d")));
+        let DlqCommand::Replay(replay) = args.command else {
+            panic!("replay expected");
+        };
+        assert_eq!(replay.attributes.len(), 2);
+        assert_eq!(replay.rate, Some(5.0));
+        assert_eq!(replay.older_than, Some(Duration::from_secs(3_600)));
+        assert!(replay.copy && replay.dry_run);
+        assert!(parse(&["list", "--aws", "--data-dir", "d"]).is_err());
+        assert!(parse(&["replay", "q", "--aws", "--error-class", "maybe"]).is_err());
+        assert!(parse(&["replay", "q", "--aws", "--rate", "0"]).is_err());
+        assert!(parse(&["--aws", "peek", "q", "--show-body"]).is_ok());
+    }
+}

@@ -53,8 +53,12 @@ pub struct Entry {
 pub trait Journal: Send {
     /// The last recorded state of every message id.
     fn states(&self) -> io::Result<HashMap<String, State>>;
-    /// Records one step durably before returning.
-    fn record(&mut self, entry: &Entry) -> io::Result<()>;
+    /// Records steps durably (one sync for all) before returning.
+    fn record_all(&mut self, entries: &[Entry]) -> io::Result<()>;
+
+    fn record(&mut self, entry: &Entry) -> io::Result<()> {
+        self.record_all(std::slice::from_ref(entry))
+    }
 }
 
 /// A JSON lines file, appended to and synced line by line.
@@ -114,15 +118,19 @@ impl Journal for FileJournal {
         Ok(fold_states(lines.into_iter()))
     }
 
-    fn record(&mut self, entry: &Entry) -> io::Result<()> {
-        let mut line = serde_json::to_string(entry).map_err(io::Error::other)?;
-        line.push('\n');
-        self.file.write_all(line.as_bytes())?;
+    fn record_all(&mut self, entries: &[Entry]) -> io::Result<()> {
+        let mut lines = String::new();
+        for entry in entries {
+            lines.push_str(&serde_json::to_string(entry).map_err(io::Error::other)?);
+            lines.push('\n');
+        }
+        self.file.write_all(lines.as_bytes())?;
         self.file.sync_data()
     }
 }
 
-/// A journal in memory (tests), optionally failing from the `fail_at`-th record on.
+/// A journal in memory (tests), optionally refusing any write that would take it past
+/// `fail_at` entries.
 #[derive(Default)]
 pub struct MemoryJournal {
     pub entries: Vec<Entry>,
@@ -136,11 +144,14 @@ impl Journal for MemoryJournal {
         })))
     }
 
-    fn record(&mut self, entry: &Entry) -> io::Result<()> {
-        if self.fail_at.is_some_and(|n| self.entries.len() >= n) {
+    fn record_all(&mut self, entries: &[Entry]) -> io::Result<()> {
+        if self
+            .fail_at
+            .is_some_and(|n| self.entries.len() + entries.len() > n)
+        {
             return Err(io::Error::other("injected journal failure"));
         }
-        self.entries.push(entry.clone());
+        self.entries.extend_from_slice(entries);
         Ok(())
     }
 }

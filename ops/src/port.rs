@@ -93,6 +93,48 @@ pub trait DlqAdmin: Send + Sync {
         receipt: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
+    /// Sends several messages (SQS: one `SendMessageBatch`), answering in order. The answer
+    /// may be shorter than `messages`: those past its end were not attempted.
+    fn send_batch(
+        &self,
+        queue: &str,
+        messages: &[Outgoing],
+    ) -> impl Future<Output = Vec<Result<String, PortError>>> + Send {
+        async move {
+            let mut results = Vec::new();
+            for message in messages {
+                let result = self.send(queue, message).await;
+                let failed = result.is_err();
+                results.push(result);
+                if failed {
+                    break;
+                }
+            }
+            results
+        }
+    }
+
+    /// Deletes several received messages (SQS: one `DeleteMessageBatch`), answering in
+    /// order; as `send_batch`, the answer may stop short.
+    fn delete_batch(
+        &self,
+        queue: &str,
+        receipts: &[String],
+    ) -> impl Future<Output = Vec<Result<(), PortError>>> + Send {
+        async move {
+            let mut results = Vec::new();
+            for receipt in receipts {
+                let result = self.delete(queue, receipt).await;
+                let failed = result.is_err();
+                results.push(result);
+                if failed {
+                    break;
+                }
+            }
+            results
+        }
+    }
+
     /// Makes a received message visible again at once.
     fn release(
         &self,

@@ -3,7 +3,9 @@
 //!
 //! Per matching message (move): journal `intent` → send a copy (body, attributes, FIFO
 //! group and deduplication ids) → journal `sent` → delete the original → journal
-//! `deleted`. Copy stops after `sent` and leaves the original in place.
+//! `deleted`. Copy stops after `sent` and leaves the original in place. Each step is taken
+//! for up to 10 messages at once (one journal sync, one `SendMessageBatch`, one
+//! `DeleteMessageBatch`): per-message calls cost a round trip each.
 //!
 //! Interruption: a re-run reads the journal first. A message already `sent` is not sent
 //! again (move: its original is deleted; copy: skipped). A message with an `intent` and
@@ -216,6 +218,15 @@ struct Run<'a, A, J> {
     held: HashMap<String, String>,
 }
 
+/// What one received batch asks for, decided before any side effect.
+#[derive(Default)]
+struct Plan {
+    /// To send, and whether `--force` resends an uncertain one.
+    send: Vec<(DlqMessage, bool)>,
+    /// Sent by an earlier run: only the original's delete is left (move).
+    delete: Vec<DlqMessage>,
+}
+
 impl<A: DlqAdmin, J: Journal> Run<'_, A, J> {
     fn entry(&self, message: &DlqMessage, state: State) -> Entry {
         let info = DeadLetterInfo::of(message);
@@ -236,13 +247,21 @@ impl<A: DlqAdmin, J: Journal> Run<'_, A, J> {
         }
     }
 
-    fn max_reached(&self) -> bool {
-        let taken = self.report.sent + self.report.planned.len();
-        self.options.max.is_some_and(|max| taken >= max)
+    fn taken(&self, pending: usize) -> usize {
+        self.report.sent + self.report.planned.len() + pending
     }
 
-    fn record(&mut self, entry: &Entry) -> Result<(), ReplayError> {
-        self.journal.record(entry).map_err(ReplayError::Journal)
+    fn max_reached(&self) -> bool {
+        self.options.max.is_some_and(|max| self.taken(0) >= max)
+    }
+
+    fn record_all(&mut self, entries: &[Entry]) -> Result<(), ReplayError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.journal
+            .record_all(entries)
+            .map_err(ReplayError::Journal)
     }
 
     fn hold(&mut self, message: &DlqMessage) {
@@ -250,99 +269,152 @@ impl<A: DlqAdmin, J: Journal> Run<'_, A, J> {
             .insert(message.id.clone(), message.receipt.clone());
     }
 
-    async fn delete(&mut self, message: &DlqMessage) -> Result<(), ReplayError> {
-        self.admin
-            .delete(&self.options.dlq, &message.receipt)
-            .await
-            .map_err(ReplayError::Port)?;
-        self.held.remove(&message.id);
-        self.record(&self.entry(message, State::Deleted))?;
-        self.report.deleted += 1;
-        Ok(())
-    }
-
-    async fn send(
-        &mut self,
-        message: &DlqMessage,
-        forced: bool,
-        pacer: &mut Pacer,
-    ) -> Result<(), ReplayError> {
-        pacer.wait().await;
-        let mut intent = self.entry(message, State::Intent);
-        intent.forced = forced;
-        self.record(&intent)?;
-        let outgoing = outgoing(message, &self.options.dlq_name);
-        match self.admin.send(&self.options.target, &outgoing).await {
-            Ok(new_id) => {
-                let mut sent = self.entry(message, State::Sent);
-                sent.new_message_id = Some(new_id);
-                self.record(&sent)?;
-                self.report.sent += 1;
-            }
-            Err(error) => {
-                // A 4xx answer means the service refused the request: nothing was sent, so
-                // the intent is withdrawn. Without an answer (timeout, 5xx) it stays
-                // uncertain for the next run to report.
-                if error.status.is_some_and(|s| (400..500).contains(&s)) {
-                    self.record(&self.entry(message, State::Aborted))?;
-                }
-                return Err(ReplayError::Port(error));
-            }
-        }
-        match self.options.mode {
-            Mode::Move => self.delete(message).await,
-            Mode::Copy => Ok(()),
-        }
-    }
-
-    async fn handle(
-        &mut self,
-        message: DlqMessage,
-        states: &HashMap<String, State>,
-        pacer: &mut Pacer,
-    ) -> Result<(), ReplayError> {
+    /// Sorts one message into the plan (or the report) by filter, journal state and options.
+    fn decide(&mut self, message: DlqMessage, states: &HashMap<String, State>, plan: &mut Plan) {
         if !self.options.filter.matches(&message, self.options.now_ms) {
-            return Ok(());
+            return;
         }
         let state = states.get(&message.id).copied();
         let fresh = matches!(state, None | Some(State::Aborted));
-        if fresh && self.max_reached() {
-            return Ok(());
+        if fresh
+            && self
+                .options
+                .max
+                .is_some_and(|max| self.taken(plan.send.len()) >= max)
+        {
+            return;
         }
         self.report.matched += 1;
         if message.has_binary_attributes {
-            self.report.unsupported.push(message.id.clone());
-            return Ok(());
+            self.report.unsupported.push(message.id);
+            return;
         }
         match state {
             Some(State::Sent | State::Deleted) => {
                 self.report.already_sent += 1;
                 if self.options.mode == Mode::Move && !self.options.dry_run {
-                    self.delete(&message).await?;
+                    plan.delete.push(message);
                 }
-                Ok(())
             }
-            Some(State::Intent) if !self.options.force => {
-                self.report.uncertain.push(message.id.clone());
-                Ok(())
-            }
+            Some(State::Intent) if !self.options.force => self.report.uncertain.push(message.id),
             _ if self.options.dry_run => {
                 let info = DeadLetterInfo::of(&message);
                 let summary = summarize(&message.body);
                 self.report.planned.push(Planned {
-                    message_id: message.id.clone(),
+                    message_id: message.id,
                     reason: info.reason,
                     stage: info.stage,
                     session_ids: summary.session_ids,
                     bytes: summary.bytes,
                 });
-                Ok(())
             }
             _ => {
                 let forced = state == Some(State::Intent);
-                self.send(&message, forced, pacer).await
+                plan.send.push((message, forced));
             }
         }
+    }
+
+    /// Journals the intents, sends, journals the outcomes; returns the messages sent and
+    /// the first error. Entries the service refused (4xx) or never tried are journaled
+    /// `aborted`; those without an answer keep their `intent`.
+    async fn send(
+        &mut self,
+        batch: Vec<(DlqMessage, bool)>,
+        pacer: &mut Pacer,
+    ) -> Result<(Vec<DlqMessage>, Option<ReplayError>), ReplayError> {
+        for _ in &batch {
+            pacer.wait().await;
+        }
+        let intents: Vec<Entry> = batch
+            .iter()
+            .map(|(message, forced)| Entry {
+                forced: *forced,
+                ..self.entry(message, State::Intent)
+            })
+            .collect();
+        self.record_all(&intents)?;
+        let outgoing: Vec<Outgoing> = batch
+            .iter()
+            .map(|(message, _)| outgoing(message, &self.options.dlq_name))
+            .collect();
+        let results = self.admin.send_batch(&self.options.target, &outgoing).await;
+        let mut outcomes = Vec::new();
+        let mut sent = Vec::new();
+        let mut first_error = None;
+        for (index, (message, _)) in batch.into_iter().enumerate() {
+            match results.get(index) {
+                Some(Ok(new_id)) => {
+                    let mut entry = self.entry(&message, State::Sent);
+                    entry.new_message_id = Some(new_id.clone());
+                    outcomes.push(entry);
+                    sent.push(message);
+                }
+                Some(Err(error)) => {
+                    if error.status.is_some_and(|s| (400..500).contains(&s)) {
+                        outcomes.push(self.entry(&message, State::Aborted));
+                    }
+                    first_error.get_or_insert_with(|| ReplayError::Port(error.clone()));
+                }
+                None => outcomes.push(self.entry(&message, State::Aborted)),
+            }
+        }
+        // Only once `sent` is durable may an original be deleted.
+        self.record_all(&outcomes)?;
+        self.report.sent += sent.len();
+        Ok((sent, first_error))
+    }
+
+    async fn delete(&mut self, messages: Vec<DlqMessage>) -> Result<(), ReplayError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let receipts: Vec<String> = messages.iter().map(|m| m.receipt.clone()).collect();
+        let results = self.admin.delete_batch(&self.options.dlq, &receipts).await;
+        let mut deleted = Vec::new();
+        let mut first_error = None;
+        for (index, message) in messages.iter().enumerate() {
+            match results.get(index) {
+                Some(Ok(())) => {
+                    self.held.remove(&message.id);
+                    deleted.push(self.entry(message, State::Deleted));
+                }
+                Some(Err(error)) => {
+                    first_error.get_or_insert_with(|| error.clone());
+                }
+                None => {}
+            }
+        }
+        self.report.deleted += deleted.len();
+        // `deleted` only completes the audit: were it lost, a re-run finds no message to act on.
+        self.record_all(&deleted)?;
+        first_error.map_or(Ok(()), |e| Err(ReplayError::Port(e)))
+    }
+
+    /// Carries out a plan: sends in slices the rate allows, deletes what was sent (move)
+    /// and what earlier runs had sent.
+    async fn execute(&mut self, plan: Plan, pacer: &mut Pacer) -> Result<(), ReplayError> {
+        let slice = self
+            .options
+            .rate
+            .map_or(10, |rate| (rate.floor() as usize).clamp(1, 10));
+        let mut deletes = plan.delete;
+        let mut sends = plan.send.into_iter().peekable();
+        let mut stopped = None;
+        while sends.peek().is_some() {
+            let batch: Vec<_> = sends.by_ref().take(slice).collect();
+            let (sent, error) = self.send(batch, pacer).await?;
+            if self.options.mode == Mode::Move {
+                deletes.extend(sent);
+            }
+            if error.is_some() {
+                stopped = error;
+                break;
+            }
+        }
+        // Deletes run even after a failed send: what was sent is finished before stopping.
+        self.delete(deletes).await?;
+        stopped.map_or(Ok(()), Err)
     }
 
     async fn release_held(&mut self) {
@@ -409,11 +481,13 @@ pub async fn replay<A: DlqAdmin, J: Journal>(
                 run.hold(message);
             }
             idle = if fresh.is_empty() { idle + 1 } else { 0 };
+            run.report.scanned += fresh.len();
+            let mut plan = Plan::default();
             for message in fresh {
-                run.report.scanned += 1;
-                run.handle(message, &states, &mut pacer).await?;
-                progress(&run.report);
+                run.decide(message, &states, &mut plan);
             }
+            run.execute(plan, &mut pacer).await?;
+            progress(&run.report);
         }
         Ok(())
     }

@@ -6,9 +6,12 @@
 //! redrive policies name, else `X`.
 
 use crate::port::{conventional_source, DlqAdmin, DlqInfo, DlqMessage, Outgoing};
-use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    BatchResultErrorEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
 use aws_sdk_sqs::Client;
-use telepipe_workers::aws::{classify, AwsContext};
+use telepipe_workers::aws::{classify, kind_from_code, AwsContext};
 use telepipe_workers::error::PortError;
 
 /// The SQS adapter. Queues are named by URL (a plain name is looked up).
@@ -19,6 +22,70 @@ pub struct SqsDlqAdmin {
 
 fn queue_name(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
+}
+
+/// SQS's limit on a batch's total payload (bodies and attributes), with a margin.
+const BATCH_BYTES: usize = 240 * 1024;
+
+fn string_attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data type is set")
+}
+
+fn payload_bytes(message: &Outgoing) -> usize {
+    message.body.len()
+        + message
+            .attributes
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 6)
+            .sum::<usize>()
+}
+
+/// A failed batch entry as a port error: the sender's fault is a 400 (definitely not
+/// done), the service's a 500 (treated as uncertain).
+fn entry_error(entry: &BatchResultErrorEntry, operation: &'static str) -> PortError {
+    let status = if entry.sender_fault { 400 } else { 500 };
+    PortError::new(
+        kind_from_code(Some(&entry.code), Some(status)),
+        "sqs",
+        operation,
+    )
+    .with_code(entry.code.clone())
+    .with_status(status)
+}
+
+/// Answers in request order from a batch response's successes and failures.
+fn in_order<T: Clone>(
+    len: usize,
+    successes: impl IntoIterator<Item = (String, T)>,
+    failures: &[BatchResultErrorEntry],
+    operation: &'static str,
+) -> Vec<Result<T, PortError>> {
+    let missing = PortError::new(
+        telepipe_workers::error::PortErrorKind::Other,
+        "sqs",
+        operation,
+    );
+    let mut results: Vec<Result<T, PortError>> = vec![Err(missing); len];
+    for (id, value) in successes {
+        if let Some(slot) = id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+            *slot = Ok(value);
+        }
+    }
+    for failure in failures {
+        if let Some(slot) = failure
+            .id
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| results.get_mut(i))
+        {
+            *slot = Err(entry_error(failure, operation));
+        }
+    }
+    results
 }
 
 fn is_url(queue: &str) -> bool {
@@ -279,12 +346,7 @@ impl DlqAdmin for SqsDlqAdmin {
             .queue_url(queue)
             .message_body(&message.body);
         for (name, value) in &message.attributes {
-            let value = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .expect("data type is set");
-            request = request.message_attributes(name, value);
+            request = request.message_attributes(name, string_attribute(value));
         }
         // Group and deduplication ids exist on FIFO queues only; a standard queue refuses them.
         if queue.ends_with(".fifo") {
@@ -297,6 +359,100 @@ impl DlqAdmin for SqsDlqAdmin {
             .await
             .map_err(|e| classify(&e, "sqs", "SendMessage"))?;
         Ok(output.message_id.unwrap_or_default())
+    }
+
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: &[Outgoing],
+    ) -> Vec<Result<String, PortError>> {
+        let mut results = Vec::new();
+        let mut start = 0;
+        while start < messages.len() {
+            // Up to 10 entries within the payload limit (at least one: a single message is
+            // within the limit or SQS says why not).
+            let mut end = start + 1;
+            let mut bytes = payload_bytes(&messages[start]);
+            while end < messages.len() && end - start < 10 {
+                bytes += payload_bytes(&messages[end]);
+                if bytes > BATCH_BYTES {
+                    break;
+                }
+                end += 1;
+            }
+            let entries = messages[start..end].iter().enumerate().map(|(i, message)| {
+                let mut entry = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&message.body);
+                for (name, value) in &message.attributes {
+                    entry = entry.message_attributes(name, string_attribute(value));
+                }
+                if queue.ends_with(".fifo") {
+                    entry = entry
+                        .set_message_group_id(message.group_id.clone())
+                        .set_message_deduplication_id(message.dedup_id.clone());
+                }
+                entry.build().expect("id and body are set")
+            });
+            let answer = self
+                .client
+                .send_message_batch()
+                .queue_url(queue)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await;
+            let chunk = match answer {
+                Ok(output) => in_order(
+                    end - start,
+                    output.successful.into_iter().map(|s| (s.id, s.message_id)),
+                    &output.failed,
+                    "SendMessageBatch",
+                ),
+                Err(e) => vec![Err(classify(&e, "sqs", "SendMessageBatch")); end - start],
+            };
+            let failed = chunk.iter().any(Result::is_err);
+            results.extend(chunk);
+            if failed {
+                break;
+            }
+            start = end;
+        }
+        results
+    }
+
+    async fn delete_batch(&self, queue: &str, receipts: &[String]) -> Vec<Result<(), PortError>> {
+        let mut results = Vec::new();
+        for chunk in receipts.chunks(10) {
+            let entries = chunk.iter().enumerate().map(|(i, receipt)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .build()
+                    .expect("id and receipt are set")
+            });
+            let answer = self
+                .client
+                .delete_message_batch()
+                .queue_url(queue)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await;
+            let chunk_results = match answer {
+                Ok(output) => in_order(
+                    chunk.len(),
+                    output.successful.into_iter().map(|s| (s.id, ())),
+                    &output.failed,
+                    "DeleteMessageBatch",
+                ),
+                Err(e) => vec![Err(classify(&e, "sqs", "DeleteMessageBatch")); chunk.len()],
+            };
+            let failed = chunk_results.iter().any(Result::is_err);
+            results.extend(chunk_results);
+            if failed {
+                break;
+            }
+        }
+        results
     }
 
     async fn delete(&self, queue: &str, receipt: &str) -> Result<(), PortError> {
