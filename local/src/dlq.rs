@@ -59,7 +59,9 @@ impl LocalDlqAdmin {
             name: name.to_owned(),
             queue: name.to_owned(),
             depth: depth.visible + depth.in_flight + depth.delayed,
-            in_flight: depth.in_flight,
+            // A received message whose visibility was changed counts as delayed locally;
+            // on a dead-letter queue (sent without delay) both mean "received, hidden".
+            in_flight: depth.in_flight + depth.delayed,
             oldest_age: depth
                 .oldest_sent_ms
                 .map(|sent| Duration::from_millis((now_ms() - sent).max(0) as u64)),

@@ -494,6 +494,15 @@ async fn replay_command<A: DlqAdmin>(
     for id in &report.unsupported {
         println!("not replayed {id}: it carries binary message attributes this tool cannot copy");
     }
+    // Messages hidden by an interrupted run (or read by someone else) were not scanned.
+    if let Ok(after) = admin.find(&dlq.queue).await {
+        if after.in_flight > 0 {
+            eprintln!(
+                "note: {} message(s) on {} are in flight (an interrupted replay or another reader) and were not looked at; they become visible within {} s: re-run then",
+                after.in_flight, dlq.name, options.visibility_secs
+            );
+        }
+    }
     if let Err(failure) = outcome {
         return Err(format!(
             "replay stopped: {} — nothing is lost: originals are deleted only after their copy is journaled as sent",
