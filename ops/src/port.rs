@@ -135,6 +135,24 @@ pub trait DlqAdmin: Send + Sync {
         }
     }
 
+    /// Makes received messages visible again at once (SQS: `ChangeMessageVisibilityBatch`);
+    /// best effort, returns how many were released.
+    fn release_batch(
+        &self,
+        queue: &str,
+        receipts: &[String],
+    ) -> impl Future<Output = usize> + Send {
+        async move {
+            let mut released = 0;
+            for receipt in receipts {
+                if self.release(queue, receipt).await.is_ok() {
+                    released += 1;
+                }
+            }
+            released
+        }
+    }
+
     /// Makes a received message visible again at once.
     fn release(
         &self,

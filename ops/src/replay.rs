@@ -419,9 +419,8 @@ impl<A: DlqAdmin, J: Journal> Run<'_, A, J> {
 
     async fn release_held(&mut self) {
         // Best effort: a message not released reappears when its visibility timeout ends.
-        for (_, receipt) in std::mem::take(&mut self.held) {
-            let _ = self.admin.release(&self.options.dlq, &receipt).await;
-        }
+        let receipts: Vec<String> = std::mem::take(&mut self.held).into_values().collect();
+        self.admin.release_batch(&self.options.dlq, &receipts).await;
     }
 }
 
@@ -499,5 +498,56 @@ pub async fn replay<A: DlqAdmin, J: Journal>(
             error,
             report: run.report,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn message(attributes: &[(&str, &str)]) -> DlqMessage {
+        DlqMessage {
+            id: "m".into(),
+            receipt: "r".into(),
+            body: "b".into(),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+            has_binary_attributes: false,
+            receive_count: 1,
+            sent_at_ms: None,
+            group_id: Some("g".into()),
+            dedup_id: None,
+        }
+    }
+
+    #[test]
+    fn replay_marks_count_up_and_respect_the_attribute_limit() {
+        let again = outgoing(&message(&[(ATTR_REPLAY_COUNT, "2"), ("a", "1")]), "q-dlq");
+        assert_eq!(again.attributes[ATTR_REPLAY_COUNT], "3");
+        assert_eq!(again.attributes[ATTR_REPLAYED_FROM], "q-dlq");
+        assert_eq!(again.group_id.as_deref(), Some("g"));
+        let nine: Vec<(String, String)> = (0..9).map(|i| (format!("a{i}"), "v".into())).collect();
+        let nine: Vec<(&str, &str)> = nine.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let crowded = outgoing(&message(&nine), "q-dlq");
+        assert_eq!(crowded.attributes.len(), MAX_ATTRIBUTES);
+        assert!(crowded.attributes.contains_key(ATTR_REPLAY_COUNT));
+        assert!(!crowded.attributes.contains_key(ATTR_REPLAYED_FROM));
+    }
+
+    #[tokio::test]
+    async fn the_pacer_spaces_sends() {
+        let mut pacer = Pacer::new(Some(100.0));
+        let started = std::time::Instant::now();
+        for _ in 0..4 {
+            pacer.wait().await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        let mut unpaced = Pacer::new(None);
+        let started = std::time::Instant::now();
+        unpaced.wait().await;
+        assert!(started.elapsed() < Duration::from_millis(5));
     }
 }

@@ -7,8 +7,9 @@
 
 use crate::port::{conventional_source, DlqAdmin, DlqInfo, DlqMessage, Outgoing};
 use aws_sdk_sqs::types::{
-    BatchResultErrorEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 use telepipe_workers::aws::{classify, kind_from_code, AwsContext};
@@ -324,9 +325,8 @@ impl DlqAdmin for SqsDlqAdmin {
             }
             messages.extend(batch);
         }
-        for message in &messages {
-            self.release(queue, &message.receipt).await?;
-        }
+        let receipts: Vec<String> = messages.iter().map(|m| m.receipt.clone()).collect();
+        self.release_batch(queue, &receipts).await;
         Ok(messages)
     }
 
@@ -453,6 +453,31 @@ impl DlqAdmin for SqsDlqAdmin {
             }
         }
         results
+    }
+
+    async fn release_batch(&self, queue: &str, receipts: &[String]) -> usize {
+        let mut released = 0;
+        for chunk in receipts.chunks(10) {
+            let entries = chunk.iter().enumerate().map(|(i, receipt)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .build()
+                    .expect("id and receipt are set")
+            });
+            if let Ok(output) = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(queue)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await
+            {
+                released += output.successful.len();
+            }
+        }
+        released
     }
 
     async fn delete(&self, queue: &str, receipt: &str) -> Result<(), PortError> {
