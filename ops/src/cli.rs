@@ -4,7 +4,7 @@
 //! Output goes to stdout; progress and diagnostics to stderr. Bodies are printed only
 //! with `--show-body`; otherwise a summary without PHI (see `crate::message`).
 
-use crate::journal::FileJournal;
+use crate::journal::{FileJournal, MemoryJournal};
 use crate::message::{parse_attribute, parse_duration, summarize, DeadLetterInfo, Filter};
 use crate::port::{DlqAdmin, DlqInfo};
 use crate::replay::{replay, Mode, ReplayOptions, ReplayReport};
@@ -429,8 +429,6 @@ async fn replay_command<A: DlqAdmin>(
         .journal
         .clone()
         .unwrap_or_else(|| default_journal(&dlq.name));
-    let mut journal = FileJournal::open(&journal_path)
-        .map_err(|e| format!("journal {}: {e}", journal_path.display()))?;
     let mut options = ReplayOptions::new(&dlq.queue, &dlq.name, &target, now_ms());
     options.filter = Filter {
         stage: args.stage.clone(),
@@ -468,7 +466,16 @@ async fn replay_command<A: DlqAdmin>(
             print_progress(report, false);
         }
     };
-    let outcome = replay(admin, &mut journal, &options, &mut progress).await;
+    // A dry run writes nothing, not even a new journal file; an existing one still tells
+    // it what earlier runs did.
+    let outcome = if args.dry_run && !journal_path.exists() {
+        let mut journal = MemoryJournal::default();
+        replay(admin, &mut journal, &options, &mut progress).await
+    } else {
+        let mut journal = FileJournal::open(&journal_path)
+            .map_err(|e| format!("journal {}: {e}", journal_path.display()))?;
+        replay(admin, &mut journal, &options, &mut progress).await
+    };
     let report = match &outcome {
         Ok(report) => report,
         Err(failure) => &failure.report,
