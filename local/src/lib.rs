@@ -8,6 +8,7 @@
 
 pub mod bus;
 pub mod db;
+pub mod dlq;
 pub mod faults;
 pub mod nlp;
 pub mod pattern;

@@ -8,7 +8,8 @@
 //! - `telepipe events put FILE`: publishes session events (EventBridge envelopes) on the
 //!   local bus, to try the sessions → notifier flow by hand;
 //! - `telepipe timers`: pending reminder and recording-check timers, `--fire` to deliver
-//!   them now instead of at their time.
+//!   them now instead of at their time;
+//! - `telepipe dlq list|peek|replay`: dead letters, locally or on SQS (`telepipe_ops::cli`).
 
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
@@ -86,6 +87,8 @@ enum Command {
         #[arg(long)]
         session: Option<String>,
     },
+    /// Dead letters: list the queues, peek at messages, replay them (--data-dir DIR or --aws).
+    Dlq(telepipe_ops::cli::DlqArgs),
 }
 
 #[derive(Subcommand)]
@@ -608,6 +611,9 @@ async fn main() -> ExitCode {
         } => timers(data_dir, session.as_deref(), *fire).map(|()| ExitCode::SUCCESS),
         Command::Status { data_dir, session } => {
             show_status(data_dir, session.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Dlq(args) => {
+            telepipe_ops::cli::run(args, telepipe_local::dlq::LocalDlqAdmin::open).await
         }
     };
     result.unwrap_or_else(|message| {

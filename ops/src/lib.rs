@@ -1,0 +1,18 @@
+//! Operator tooling for dead letters (`telepipe dlq list|peek|replay`).
+//!
+//! - `port`: the narrow `DlqAdmin` port the tooling needs from a queue service;
+//! - `message`: what a dead letter says about itself, PHI-free body summaries, filters;
+//! - `journal`: the replay journal (audit record and interruption safety);
+//! - `replay`: the replay algorithm, one async function over the port;
+//! - `memory`: in-memory adapter and fault injection for tests; `sqs`: Amazon SQS
+//!   (feature `aws`); the local runtime's adapter lives in `telepipe_local::dlq`;
+//! - `cli`: the clap arguments and handlers the `telepipe` binary mounts.
+
+pub mod cli;
+pub mod journal;
+pub mod memory;
+pub mod message;
+pub mod port;
+pub mod replay;
+#[cfg(feature = "aws")]
+pub mod sqs;
