@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod results;
 pub mod s3;
 pub mod schema;
+pub mod sweeper;
 pub mod transcribe;
 
 /// Version of every event and document shape in this crate; bumped on breaking change.

@@ -7,6 +7,7 @@ use crate::pipeline::{
     ClinicalEntitiesExtracted, PipelineEvent, RecordingRejected, TranscriptionStarted,
 };
 use crate::results::ResultsDocument;
+use crate::sweeper::{StageStalled, TranscriptionFailed};
 use crate::transcribe::TranscribeOutput;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,8 @@ pub fn render_all() -> Vec<(String, String)> {
         render::<TranscriptionStarted>(TranscriptionStarted::SCHEMA_NAME),
         render::<RecordingRejected>(RecordingRejected::SCHEMA_NAME),
         render::<ClinicalEntitiesExtracted>(ClinicalEntitiesExtracted::SCHEMA_NAME),
+        render::<TranscriptionFailed>(TranscriptionFailed::SCHEMA_NAME),
+        render::<StageStalled>(StageStalled::SCHEMA_NAME),
         render::<ResultsDocument>("results-document"),
         render::<TranscribeOutput>("transcribe-medical-output"),
     ]

@@ -8,6 +8,7 @@ use telepipe_events::pipeline::{
 };
 use telepipe_events::results::ResultsDocument;
 use telepipe_events::schema::{drifted, schemas_dir};
+use telepipe_events::sweeper::{StageStalled, TranscriptionFailed};
 
 #[test]
 fn committed_schemas_match_the_types() {
@@ -55,6 +56,16 @@ fn clinical_entities_extracted_example_round_trips() {
 }
 
 #[test]
+fn transcription_failed_example_round_trips() {
+    round_trip_event::<TranscriptionFailed>();
+}
+
+#[test]
+fn stage_stalled_example_round_trips() {
+    round_trip_event::<StageStalled>();
+}
+
+#[test]
 fn results_document_example_round_trips() {
     let value = example("results-document");
     let doc: ResultsDocument = serde_json::from_value(value.clone()).unwrap();
@@ -97,6 +108,8 @@ fn event_details_have_no_text_bearing_fields() {
         TranscriptionStarted::SCHEMA_NAME,
         RecordingRejected::SCHEMA_NAME,
         ClinicalEntitiesExtracted::SCHEMA_NAME,
+        TranscriptionFailed::SCHEMA_NAME,
+        StageStalled::SCHEMA_NAME,
     ] {
         let text =
             std::fs::read_to_string(schemas_dir().join(format!("{name}.schema.json"))).unwrap();

@@ -113,6 +113,7 @@ fn no_marker_reaches_logs_or_events() {
         store: &store,
         transcriber: &transcriber,
         events: &events,
+        status: &telepipe_workers::memory::MemoryStatus::default(),
     };
     let intake_config =
         IntakeConfig::from_env(&Env::from_pairs(&[("TELEPIPE_TRANSCRIPTS_BUCKET", "tr")])).unwrap();
@@ -156,6 +157,7 @@ fn no_marker_reaches_logs_or_events() {
         store: &store,
         nlp: &nlp,
         events: &events,
+        status: &telepipe_workers::memory::MemoryStatus::default(),
     };
     let clinical_config =
         ClinicalConfig::from_env(&Env::from_pairs(&[("TELEPIPE_RESULTS_BUCKET", "res")])).unwrap();

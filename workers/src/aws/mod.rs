@@ -6,14 +6,18 @@
 //! (default false) is the one addition: emulators on `127.0.0.1` need path-style URLs.
 
 mod comprehend;
+mod dynamodb;
 mod eventbridge;
 mod s3;
+mod sender;
 mod sqs;
 mod transcribe;
 
 pub use comprehend::ComprehendMedicalNlp;
+pub use dynamodb::{DynamoStatus, BY_STATE_INDEX, OPEN_BY_STATE_INDEX};
 pub use eventbridge::EventBridgePublisher;
 pub use s3::S3Store;
+pub use sender::SqsSender;
 pub use sqs::SqsQueue;
 pub use transcribe::TranscribeMedical;
 
