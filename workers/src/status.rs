@@ -76,6 +76,19 @@ impl State {
     pub fn is_open(self) -> bool {
         Self::OPEN.contains(&self)
     }
+
+    /// Position in the pipeline: within one attempt, a step forward becomes current
+    /// even when its clock reads earlier (stages and sweeper run on different hosts).
+    pub fn rank(self) -> u32 {
+        match self {
+            Self::Received => 0,
+            Self::Transcribing => 1,
+            Self::Transcribed => 2,
+            Self::Extracting => 3,
+            Self::Extracted => 4,
+            Self::Rejected | Self::Failed | Self::Stalled => 5,
+        }
+    }
 }
 
 impl std::fmt::Display for State {
@@ -157,12 +170,16 @@ impl Transition {
     }
 
     /// Whether this transition becomes the current state over `current`: stall marks
-    /// never do; otherwise a later attempt wins, and within an attempt the later time
-    /// (equal times: the later write, which is pipeline order within one stage).
+    /// never do; otherwise a later attempt wins, and within an attempt a step further
+    /// down the pipeline, or a later (or equal) time — so an operator's redrive after a
+    /// failure (`failed` → `extracted`) moves the recording on, while a redelivered old
+    /// step cannot move it back (its first record, with its first time, is re-applied).
     pub fn supersedes(&self, current: Option<&RecordingStatus>) -> bool {
         self.state != State::Stalled
             && current.is_none_or(|c| {
-                self.attempt > c.attempt || (self.attempt == c.attempt && self.at_ms >= c.since_ms)
+                self.attempt > c.attempt
+                    || (self.attempt == c.attempt
+                        && (self.state.rank() > c.state.rank() || self.at_ms >= c.since_ms))
             })
     }
 }
@@ -389,6 +406,8 @@ mod tests {
         let t = |attempt, state, at| Transition::new("s", "r", attempt, state, at);
         let current = RecordingStatus::from(&t(1, State::Transcribing, 100));
         assert!(t(1, State::Transcribed, 200).supersedes(Some(&current)));
+        // Forward in the pipeline wins over a skewed clock.
+        assert!(t(1, State::Transcribed, 90).supersedes(Some(&current)));
         assert!(!t(1, State::Received, 50).supersedes(Some(&current)));
         assert!(t(2, State::Transcribing, 50).supersedes(Some(&current)));
         assert!(!t(1, State::Stalled, 300).supersedes(Some(&current)));

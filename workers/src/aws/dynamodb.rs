@@ -18,8 +18,9 @@
 //!
 //! A transition is written with `attribute_not_exists(pk)`, so a redelivery keeps the
 //! first record; the current item is then updated only if the stored transition is
-//! newer (later attempt, or same attempt and not earlier), which also repairs a current
-//! item a crash left behind.
+//! newer (`Transition::supersedes`: a later attempt; or the same attempt and further
+//! down the pipeline (`state_rank`) or not earlier), which also repairs a current item
+//! a crash left behind.
 
 use super::{classify, AwsContext};
 use crate::error::{PortError, PortErrorKind};
@@ -82,8 +83,10 @@ impl DynamoStatus {
             ("#attempt".to_owned(), "attempt".to_owned()),
             ("#recording".to_owned(), "recording".to_owned()),
             ("#open".to_owned(), "open_state".to_owned()),
+            ("#rank".to_owned(), "state_rank".to_owned()),
         ]);
         let mut values: Item = HashMap::from([
+            (":rank".to_owned(), n(i64::from(t.state.rank()))),
             (":state".to_owned(), s(t.state.as_str())),
             (":since".to_owned(), n(t.at_ms)),
             (":attempt".to_owned(), n(i64::from(t.attempt))),
@@ -91,6 +94,7 @@ impl DynamoStatus {
         ]);
         let mut set = vec![
             "#state = :state",
+            "#rank = :rank",
             "#since = :since",
             "#attempt = :attempt",
             "#recording = :recording",
@@ -137,7 +141,7 @@ impl DynamoStatus {
             .key("sk", s(&format!("R#{}", t.recording)))
             .update_expression(expression)
             .condition_expression(
-                "attribute_not_exists(#since) OR #attempt < :attempt OR (#attempt = :attempt AND #since <= :since)",
+                "attribute_not_exists(#since) OR #attempt < :attempt OR (#attempt = :attempt AND (#rank < :rank OR #since <= :since))",
             )
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))

@@ -1,0 +1,155 @@
+//! The status store and the sweeper in the local runtime, with a stand-in speech-to-text
+//! engine: every stage's transitions land in SQLite, and a transcription that fails
+//! transiently is retried by the sweeper under `{job}-a2` and finishes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use telepipe_local::runtime::Pipeline;
+use telepipe_local::transcriber::{SpeechToText, SttError};
+use telepipe_workers::memory::KeywordNlp;
+use telepipe_workers::status::{State, StatusStore};
+use telepipe_workers::sweeper::SweepAction;
+use telepipe_workers::synth::{transcript, SynthLabels};
+
+/// Fails every first attempt (jobs not named `-a{n}`) with a transient error.
+struct FirstAttemptFails;
+
+impl SpeechToText for FirstAttemptFails {
+    fn transcribe(&self, _media: &[u8], _format: &str, job: &str) -> Result<Vec<u8>, SttError> {
+        if job.ends_with("-a2") {
+            Ok(transcript(40, SynthLabels::Speakers).into_bytes())
+        } else {
+            Err(SttError {
+                retryable: true,
+                reason: "inference_failed".into(),
+                detail: "stand-in failure".into(),
+            })
+        }
+    }
+}
+
+fn wav() -> Vec<u8> {
+    let mut bytes = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
+    bytes.extend([
+        16, 0, 0, 0, 1, 0, 1, 0, 0x80, 0x3E, 0, 0, 0, 0x7D, 0, 0, 2, 0, 16, 0,
+    ]);
+    bytes.extend(b"data\x00\x00\x00\x00");
+    bytes.extend(vec![0u8; 200]);
+    bytes
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "telepipe-local-{name}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn drop_recording(dir: &Path, session: &str, file: &str) {
+    let folder = dir.join("buckets/recordings/recordings").join(session);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join(file), wav()).unwrap();
+}
+
+#[tokio::test]
+async fn a_transient_transcription_failure_is_retried_by_the_sweeper_and_finishes() {
+    let dir = fresh_dir("sweeper");
+    drop_recording(&dir, "sess-s", "Jane Doe visit.wav");
+    let mut pipeline =
+        Pipeline::open(&dir, KeywordNlp::clinical(), Arc::new(FirstAttemptFails)).unwrap();
+    pipeline.intake_consumer.retry_base = Duration::ZERO;
+    pipeline.clinical_consumer.retry_base = Duration::ZERO;
+    pipeline.worker.retry_base_ms = 0;
+    pipeline.sweep_every_rounds = 0;
+    pipeline.run_until_idle(|_| {}).await.unwrap();
+
+    let current = pipeline.status.current(Some("sess-s")).unwrap();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0].state, State::Transcribing, "{current:?}");
+    let base = current[0].recording.clone();
+
+    // Nothing is due yet; eleven minutes later the failed job is found and retried.
+    let now = telepipe_local::db::now_ms();
+    assert!(pipeline.sweep(now).await.unwrap().actions.is_empty());
+    let report = pipeline.sweep(now + 11 * 60_000).await.unwrap();
+    assert_eq!(
+        report.actions,
+        [SweepAction::Retried {
+            recording: base.clone(),
+            failed_job: base.clone(),
+            next_job_name: format!("{base}-a2"),
+            attempt: 2,
+            reason: "inference_failed".into(),
+        }]
+    );
+    pipeline.run_until_idle(|_| {}).await.unwrap();
+
+    let current = pipeline.status.current(Some("sess-s")).unwrap();
+    eprintln!(
+        "JOBS {:?}",
+        telepipe_local::transcriber::jobs(&pipeline.db, None)
+    );
+    eprintln!("TL {:?}", pipeline.status.timeline("sess-s").await);
+    assert_eq!(
+        (current[0].state, current[0].attempt),
+        (State::Extracted, 2)
+    );
+    let results = dir.join(format!("buckets/results/clinical/sess-s/{base}-a2.json"));
+    assert!(results.exists(), "{}", results.display());
+    // The sweep ran on an injected clock eleven minutes ahead, so order by attempt and step.
+    let mut steps: Vec<(u32, State)> = pipeline
+        .status
+        .timeline("sess-s")
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| (t.attempt, t.state))
+        .collect();
+    steps.sort();
+    assert_eq!(
+        steps,
+        [
+            (1, State::Received),
+            (1, State::Transcribing),
+            (1, State::Failed),
+            (2, State::Transcribing),
+            (2, State::Transcribed),
+            (2, State::Extracting),
+            (2, State::Extracted),
+        ]
+    );
+    let failed = pipeline.status.query(0, Some(State::Failed)).await.unwrap();
+    assert_eq!(failed[0].reason.as_deref(), Some("inference_failed"));
+    // The event went out on the local bus, and no file name is in the status tables.
+    let events: i64 = pipeline
+        .db
+        .lock()
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE detail_type = 'Transcription Failed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(events, 1);
+    let dump: String = pipeline
+        .db
+        .lock()
+        .query_row(
+            "SELECT group_concat(coalesce(job_name,'') || coalesce(object_ref,'') || coalesce(reason,'')) FROM status_transitions",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!dump.contains("Jane"));
+    // A later sweep has nothing left to do.
+    assert!(pipeline
+        .sweep(now + 30 * 60_000)
+        .await
+        .unwrap()
+        .actions
+        .is_empty());
+}
