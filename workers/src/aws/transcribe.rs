@@ -87,7 +87,16 @@ impl Transcriber for TranscribeMedical {
             .map_err(|err| {
                 let mut error = classify(&err, "transcribe", "GetMedicalTranscriptionJob");
                 if let Some(modeled) = err.as_service_error() {
-                    if modeled.is_not_found_exception() {
+                    // Transcribe answers a missing job with BadRequestException ("The
+                    // requested job couldn't be found..."); the message is only matched, never kept.
+                    let missing = modeled.is_bad_request_exception()
+                        && modeled.meta().message().is_some_and(|m| {
+                            let m = m.to_ascii_lowercase();
+                            m.contains("couldn't be found")
+                                || m.contains("could not be found")
+                                || m.contains("not found")
+                        });
+                    if modeled.is_not_found_exception() || missing {
                         error.kind = PortErrorKind::NotFound;
                     } else if modeled.is_limit_exceeded_exception() {
                         error.kind = PortErrorKind::Throttled;
