@@ -17,4 +17,5 @@ pub mod runtime;
 pub mod status;
 pub mod status_store;
 pub mod store;
+pub mod timeline;
 pub mod transcriber;
