@@ -17,11 +17,11 @@
 //! stages: job names are deterministic (a second start answers `AlreadyExists`), event
 //! ids are stable, and the status store keeps one entry per recording, attempt and step.
 
-use crate::config::{ConfigError, Env};
+pub use crate::config::SweeperConfig;
 use crate::error::{ErrorClass, PortErrorKind, PortResultExt, StageError};
 use crate::ports::{EventPublisher, JobState, MessageSender, OutgoingEvent, Transcriber};
 use crate::status::{
-    attempt_job_name, record_for_stage, Deadlines, RecordingStatus, State, StatusStore, Transition,
+    attempt_job_name, record_for_stage, RecordingStatus, State, StatusStore, Transition,
 };
 use telepipe_events::pipeline::schema_version;
 use telepipe_events::s3::encode_key;
@@ -29,90 +29,6 @@ use telepipe_events::sweeper::{StageStalled, TranscriptionFailed};
 use tracing::{info, info_span, warn, Instrument};
 
 pub const STAGE: &str = "sweeper";
-
-/// The sweeper's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SweeperConfig {
-    /// `TELEPIPE_DEADLINE_{RECEIVED,TRANSCRIBING,TRANSCRIBED,EXTRACTING}_MINUTES` and
-    /// `TELEPIPE_TRANSCRIBE_CHECK_MINUTES`.
-    pub deadlines: Deadlines,
-    /// `TELEPIPE_TRANSCRIBE_MAX_ATTEMPTS` (default 3, 1–10): transcription attempts per
-    /// recording, the first included.
-    pub max_attempts: u32,
-    /// `TELEPIPE_TRANSCRIPTS_BUCKET` (required): where retried jobs write, and where a
-    /// completed job's transcript is re-announced from.
-    pub transcripts_bucket: String,
-    /// `TELEPIPE_TRANSCRIPTS_PREFIX` (default `transcripts/`).
-    pub transcripts_prefix: String,
-    /// `TELEPIPE_TRANSCRIPTS_KMS_KEY_ID` (optional): KMS key for retried jobs' output.
-    pub transcripts_kms_key_id: Option<String>,
-}
-
-impl SweeperConfig {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let minutes = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            let value = env.parsed(name, default, "whole minutes from 1 to 10080")?;
-            if !(1..=10_080).contains(&value) {
-                return Err(ConfigError {
-                    variable: name,
-                    problem: "must be from 1 to 10080 (a week)".into(),
-                });
-            }
-            Ok(value)
-        };
-        let defaults = Deadlines::default();
-        let deadlines = Deadlines {
-            received_minutes: minutes(
-                "TELEPIPE_DEADLINE_RECEIVED_MINUTES",
-                defaults.received_minutes,
-            )?,
-            transcribe_check_minutes: minutes(
-                "TELEPIPE_TRANSCRIBE_CHECK_MINUTES",
-                defaults.transcribe_check_minutes,
-            )?,
-            transcribing_minutes: minutes(
-                "TELEPIPE_DEADLINE_TRANSCRIBING_MINUTES",
-                defaults.transcribing_minutes,
-            )?,
-            transcribed_minutes: minutes(
-                "TELEPIPE_DEADLINE_TRANSCRIBED_MINUTES",
-                defaults.transcribed_minutes,
-            )?,
-            extracting_minutes: minutes(
-                "TELEPIPE_DEADLINE_EXTRACTING_MINUTES",
-                defaults.extracting_minutes,
-            )?,
-        };
-        let max_attempts = env.parsed(
-            "TELEPIPE_TRANSCRIBE_MAX_ATTEMPTS",
-            3u32,
-            "a whole number from 1 to 10",
-        )?;
-        if !(1..=10).contains(&max_attempts) {
-            return Err(ConfigError {
-                variable: "TELEPIPE_TRANSCRIBE_MAX_ATTEMPTS",
-                problem: "must be from 1 to 10".into(),
-            });
-        }
-        let mut transcripts_prefix = env.or("TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/");
-        if transcripts_prefix.starts_with('/') || transcripts_prefix.contains("//") {
-            return Err(ConfigError {
-                variable: "TELEPIPE_TRANSCRIPTS_PREFIX",
-                problem: "must be a key prefix like \"transcripts/\"".into(),
-            });
-        }
-        if !transcripts_prefix.is_empty() && !transcripts_prefix.ends_with('/') {
-            transcripts_prefix.push('/');
-        }
-        Ok(Self {
-            deadlines,
-            max_attempts,
-            transcripts_bucket: env.required("TELEPIPE_TRANSCRIPTS_BUCKET")?,
-            transcripts_prefix,
-            transcripts_kms_key_id: env.optional("TELEPIPE_TRANSCRIPTS_KMS_KEY_ID"),
-        })
-    }
-}
 
 /// The ports the sweeper touches.
 pub struct SweeperPorts<'a, T, P, St, Q> {
@@ -585,6 +501,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Env;
+    use crate::status::Deadlines;
 
     #[test]
     fn failure_reasons_are_sorted_into_transient_and_permanent() {

@@ -8,7 +8,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use telepipe_workers::aws::{
     AwsContext, DynamoStatus, EventBridgePublisher, SqsSender, TranscribeMedical,
 };
-use telepipe_workers::config::{Env, EventsConfig};
+use telepipe_workers::config::{Env, EventsConfig, RefeedConfig};
 use telepipe_workers::lambda::config_or_exit;
 use telepipe_workers::status::{now_ms, StatusConfig};
 use telepipe_workers::sweeper::{sweep, SweeperConfig, SweeperPorts};
@@ -21,13 +21,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = config_or_exit(SweeperConfig::from_env(&env));
     let events_config = config_or_exit(EventsConfig::from_env(&env));
     let status_config = config_or_exit(StatusConfig::from_env(&env));
-    let clinical_queue_url = config_or_exit(env.required("TELEPIPE_CLINICAL_QUEUE_URL"));
+    let refeed = config_or_exit(RefeedConfig::from_env(&env));
 
     let aws = AwsContext::load().await;
     let transcriber = TranscribeMedical::new(&aws);
     let events = EventBridgePublisher::new(&aws, events_config);
     let status = DynamoStatus::new(&aws, status_config.table, status_config.ttl_days);
-    let clinical_queue = SqsSender::new(&aws, clinical_queue_url);
+    let clinical_queue = SqsSender::new(&aws, refeed.clinical_queue_url);
     let ports = SweeperPorts {
         transcriber: &transcriber,
         events: &events,
