@@ -153,3 +153,84 @@ async fn a_transient_transcription_failure_is_retried_by_the_sweeper_and_finishe
         .actions
         .is_empty());
 }
+
+/// Writes a synthetic transcript for any job.
+struct Transcribes;
+
+impl SpeechToText for Transcribes {
+    fn transcribe(&self, _media: &[u8], _format: &str, _job: &str) -> Result<Vec<u8>, SttError> {
+        Ok(transcript(40, SynthLabels::Speakers).into_bytes())
+    }
+}
+
+#[tokio::test]
+async fn a_completed_job_whose_notification_was_lost_is_refed_once_and_extracted() {
+    use telepipe_local::runtime::{CLINICAL_QUEUE, RESULTS_BUCKET, TRANSCRIPTS_BUCKET};
+    use telepipe_workers::ports::{
+        MedicalJobRequest, ObjectStore, PutOptions, SpeakerMode, Transcriber,
+    };
+    use telepipe_workers::status::Transition;
+
+    let dir = fresh_dir("lost");
+    let pipeline = Pipeline::open(&dir, KeywordNlp::clinical(), Arc::new(Transcribes)).unwrap();
+    // A job as intake starts it; the media sits where no notification watches.
+    let job = "sess-l-0123456789abcdef01234567";
+    pipeline
+        .store
+        .put(
+            RESULTS_BUCKET,
+            "media/visit.wav",
+            wav(),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let request = MedicalJobRequest {
+        job_name: job.into(),
+        media_uri: format!("s3://{RESULTS_BUCKET}/media/visit.wav"),
+        media_format: "wav".into(),
+        output_bucket: TRANSCRIPTS_BUCKET.into(),
+        output_key: format!("transcripts/sess-l/{job}.json"),
+        output_kms_key_id: None,
+        specialty: "PRIMARYCARE".into(),
+        conversation_type: "CONVERSATION".into(),
+        speakers: SpeakerMode::SpeakerLabels { max_speakers: 2 },
+        language_code: "en-US".into(),
+    };
+    pipeline
+        .transcriber
+        .start_medical_job(&request)
+        .await
+        .unwrap();
+    let now = telepipe_local::db::now_ms();
+    for state in [State::Received, State::Transcribing] {
+        let t = Transition::new("sess-l", job, 1, state, now).job(job);
+        pipeline.status.record(&t).await.unwrap();
+    }
+    pipeline.worker.run_one().await.unwrap();
+    // The transcript's notification is lost.
+    let lost = pipeline.queues.receive(CLINICAL_QUEUE, 10).unwrap();
+    assert_eq!(lost.len(), 1);
+    pipeline.queues.delete(&lost[0].receipt).unwrap();
+
+    let report = pipeline.sweep(now + 11 * 60_000).await.unwrap();
+    assert_eq!(
+        report.actions,
+        [SweepAction::Refed {
+            recording: job.into(),
+            job_name: job.into()
+        }]
+    );
+    assert!(pipeline
+        .sweep(now + 12 * 60_000)
+        .await
+        .unwrap()
+        .actions
+        .is_empty());
+    pipeline.run_until_idle(|_| {}).await.unwrap();
+    let current = pipeline.status.current(Some("sess-l")).unwrap();
+    assert_eq!(current[0].state, State::Extracted);
+    assert!(dir
+        .join(format!("buckets/results/clinical/sess-l/{job}.json"))
+        .exists());
+}
