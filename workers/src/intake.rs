@@ -4,6 +4,10 @@
 //!
 //! Idempotent: the job name is derived from the object version, so a redelivered
 //! notification finds the job already started and only republishes the same event.
+//!
+//! Status (`crate::status`): records `received` and `transcribing` under the job name,
+//! `received` and `rejected` under the object reference for a refused upload, and
+//! `failed` for any other permanent failure; a status write failure is retryable.
 
 use crate::config::IntakeConfig;
 use crate::error::{PortErrorKind, PortResultExt, StageError};

@@ -4,6 +4,11 @@
 //!
 //! Deterministic: the same transcript and the same engine answers produce the same
 //! document bytes and therefore the same event id, so reprocessing is harmless.
+//!
+//! Status (`crate::status`): records `transcribed` and `extracting` when a transcript
+//! arrives, then `extracted`, or `failed` on a permanent failure (the recording and
+//! attempt come from the job name, `{base}` or `{base}-a{n}`); a status write failure
+//! is retryable.
 
 pub mod chunk;
 pub mod conversation;
