@@ -145,6 +145,15 @@ async fn a_transient_transcription_failure_is_retried_by_the_sweeper_and_finishe
         )
         .unwrap();
     assert!(!dump.contains("Jane"));
+    // The derived view (`telepipe status`, the demo's table) follows the retry too.
+    let derived =
+        telepipe_local::status::recordings(&pipeline.db, &pipeline.queues, Some("sess-s")).unwrap();
+    assert_eq!(derived.len(), 1, "{derived:?}");
+    assert_eq!(derived[0].stage, "extracted", "{derived:?}");
+    assert!(derived[0]
+        .results_uri
+        .as_deref()
+        .is_some_and(|uri| uri.ends_with(&format!("{base}-a2.json"))));
     // A later sweep has nothing left to do.
     assert!(pipeline
         .sweep(now + 30 * 60_000)
