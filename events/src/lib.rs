@@ -13,6 +13,7 @@ pub mod results;
 pub mod s3;
 pub mod schema;
 pub mod sessions;
+pub mod sweeper;
 pub mod transcribe;
 
 /// Version of every event and document shape in this crate; bumped on breaking change.

@@ -15,6 +15,7 @@ use crate::sessions::{
     RecordingCheck, SessionCancelled, SessionEnded, SessionEvent, SessionRescheduled,
     SessionScheduled, SessionStarted, WaitingRoomJoined,
 };
+use crate::sweeper::{StageStalled, TranscriptionFailed};
 use crate::transcribe::TranscribeOutput;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +31,8 @@ pub fn render_all() -> Vec<(String, String)> {
         render::<TranscriptionStarted>(TranscriptionStarted::SCHEMA_NAME),
         render::<RecordingRejected>(RecordingRejected::SCHEMA_NAME),
         render::<ClinicalEntitiesExtracted>(ClinicalEntitiesExtracted::SCHEMA_NAME),
+        render::<TranscriptionFailed>(TranscriptionFailed::SCHEMA_NAME),
+        render::<StageStalled>(StageStalled::SCHEMA_NAME),
         render::<ResultsDocument>("results-document"),
         render::<TranscribeOutput>("transcribe-medical-output"),
         render::<SessionScheduled>(SessionScheduled::SCHEMA_NAME),

@@ -17,6 +17,7 @@ use telepipe_events::sessions::{
     SessionRescheduled, SessionScheduled, SessionStarted, WaitingRoomJoined,
     DEFAULT_SESSIONS_SOURCE,
 };
+use telepipe_events::sweeper::{StageStalled, TranscriptionFailed};
 
 #[test]
 fn committed_schemas_match_the_types() {
@@ -122,6 +123,16 @@ fn session_input_examples_round_trip_and_parse() {
 }
 
 #[test]
+fn transcription_failed_example_round_trips() {
+    round_trip_event::<TranscriptionFailed>();
+}
+
+#[test]
+fn stage_stalled_example_round_trips() {
+    round_trip_event::<StageStalled>();
+}
+
+#[test]
 fn results_document_example_round_trips() {
     let value = example("results-document");
     let doc: ResultsDocument = serde_json::from_value(value.clone()).unwrap();
@@ -171,6 +182,8 @@ fn event_details_have_no_text_bearing_fields() {
         NotificationSkipped::SCHEMA_NAME,
         NotificationFailed::SCHEMA_NAME,
         "notification-request",
+        TranscriptionFailed::SCHEMA_NAME,
+        StageStalled::SCHEMA_NAME,
     ] {
         let text =
             std::fs::read_to_string(schemas_dir().join(format!("{name}.schema.json"))).unwrap();

@@ -1,5 +1,6 @@
 //! The local runtime's one SQLite database (`DATA_DIR/telepipe.db`): queues and their
-//! messages, transcription jobs, published events and the objects already announced.
+//! messages, transcription jobs, published events, the objects already announced, and
+//! the status store (`status_transitions`, `recording_status`; see `status_store`).
 //!
 //! WAL journal with `synchronous=NORMAL`: a committed transaction survives the process
 //! being killed (kill -9), which is the failure the local runtime must tolerate.
@@ -49,6 +50,33 @@ CREATE TABLE IF NOT EXISTS events (
     envelope TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_session ON events (session_id, seq);
+CREATE TABLE IF NOT EXISTS status_transitions (
+    session_id TEXT NOT NULL,
+    recording TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    step TEXT NOT NULL,
+    state TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    job_name TEXT,
+    object_ref TEXT,
+    error_class TEXT,
+    reason TEXT,
+    PRIMARY KEY (session_id, recording, attempt, step)
+);
+CREATE INDEX IF NOT EXISTS status_transitions_state ON status_transitions (state, at_ms);
+CREATE TABLE IF NOT EXISTS recording_status (
+    session_id TEXT NOT NULL,
+    recording TEXT NOT NULL,
+    state TEXT NOT NULL,
+    since_ms INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    job_name TEXT,
+    object_ref TEXT,
+    error_class TEXT,
+    reason TEXT,
+    PRIMARY KEY (session_id, recording)
+);
+CREATE INDEX IF NOT EXISTS recording_status_state ON recording_status (state, since_ms);
 CREATE TABLE IF NOT EXISTS announced_objects (
     bucket TEXT NOT NULL,
     key TEXT NOT NULL,

@@ -4,7 +4,8 @@
 //! crate supplies the other side of each port — a filesystem object store with S3
 //! notifications (`store`), durable SQLite queues (`queue`), an EventBridge-compatible
 //! bus (`bus`, `pattern`), a local transcriber running Whisper (`transcriber`) and an
-//! offline clinical NLP engine (`nlp`) — and `runtime`, which drives them.
+//! offline clinical NLP engine (`nlp`), the per-recording status store (`status_store`)
+//! — and `runtime`, which drives them and the sweeper.
 
 pub mod bus;
 pub mod db;
@@ -16,5 +17,7 @@ pub mod queue;
 pub mod runtime;
 pub mod sessions;
 pub mod status;
+pub mod status_store;
 pub mod store;
+pub mod timeline;
 pub mod transcriber;

@@ -3,7 +3,8 @@
 //! local bus, the local transcriber and an offline NLP engine.
 //!
 //! One loop does a round at a time: announce dropped files, consume the intake queue,
-//! run one transcription job, consume the clinical queue. Messages are deleted only
+//! run one transcription job, consume the clinical queue; every
+//! `TELEPIPE_SWEEP_EVERY_ROUNDS` rounds (default 100) the sweeper runs too. Messages are deleted only
 //! after their batch is disposed of, so stopping at any point (Ctrl-C, kill -9) loses
 //! nothing: the next start releases what was in flight and does it again.
 
@@ -14,6 +15,7 @@ use crate::sessions::{
     LocalLedger, LocalNotifications, LocalScheduler, LocalSessionStore, Outbox, NOTIFICATIONS_DLQ,
     NOTIFICATIONS_QUEUE, SESSIONS_DLQ, SESSIONS_QUEUE,
 };
+use crate::status_store::{QueueSender, SqliteStatus};
 use crate::store::{FsStore, Notification};
 use crate::transcriber::{self, JobOutcome, JobWorker, LocalTranscriber, SpeechToText};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,7 @@ use telepipe_workers::intake::{self, IntakePorts};
 use telepipe_workers::notifier::{self, NotifierPorts};
 use telepipe_workers::ports::ClinicalNlp;
 use telepipe_workers::sessions::{self, SessionsPorts};
+use telepipe_workers::sweeper::{self, SweepReport, SweeperConfig, SweeperPorts};
 
 pub const RECORDINGS_BUCKET: &str = "recordings";
 pub const TRANSCRIPTS_BUCKET: &str = "transcripts";
@@ -102,6 +105,11 @@ pub struct Pipeline<N: ClinicalNlp, E: SpeechToText> {
     pub sessions_consumer: ConsumerConfig,
     pub notifications_consumer: ConsumerConfig,
     pub faults: Faults,
+    pub status: SqliteStatus,
+    pub sweeper: SweeperConfig,
+    /// `TELEPIPE_SWEEP_EVERY_ROUNDS` (default 100; 0 = never): rounds between sweeps.
+    pub sweep_every_rounds: u64,
+    rounds: std::sync::atomic::AtomicU64,
 }
 
 /// Work done in one round.
@@ -114,6 +122,8 @@ pub struct Round {
     pub timers_fired: usize,
     pub session_messages: usize,
     pub notification_messages: usize,
+    /// What the sweeper did, on the rounds it ran.
+    pub sweep: Option<usize>,
 }
 
 impl Round {
@@ -170,6 +180,12 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         let events = EventsConfig::from_env(&env)?;
         let sessions = SessionsConfig::from_env(&env)?;
         let notifier = NotifierConfig::from_env(&env)?;
+        let sweeper = SweeperConfig::from_env(&env)?;
+        let sweep_every_rounds = env.parsed(
+            "TELEPIPE_SWEEP_EVERY_ROUNDS",
+            100u64,
+            "a whole number of rounds (0 = never)",
+        )?;
         let consumer = |queue: &str, dlq: &str| {
             let pairs = [("TELEPIPE_QUEUE_URL", queue), ("TELEPIPE_DLQ_URL", dlq)];
             let local = Env::from_pairs(&pairs);
@@ -203,6 +219,10 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             transcriber: LocalTranscriber::new(db.clone()),
+            status: SqliteStatus::new(db.clone()),
+            sweeper,
+            sweep_every_rounds,
+            rounds: std::sync::atomic::AtomicU64::new(0),
             worker: JobWorker {
                 db: db.clone(),
                 store: store.clone(),
@@ -271,6 +291,7 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             store: &self.store,
             transcriber: &self.transcriber,
             events: &self.bus,
+            status: &self.status,
         };
         let (_, dispositions) = process_batch(
             intake::STAGE,
@@ -295,6 +316,7 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             store: &self.store,
             nlp: &self.nlp,
             events: &self.bus,
+            status: &self.status,
         };
         let (_, dispositions) = process_batch(
             clinical::STAGE,
@@ -371,8 +393,38 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
     }
 
     /// One round of every stage.
+    /// One sweep at `now_ms` over the local status store, transcriber, bus and clinical queue.
+    pub async fn sweep(&self, now_ms: i64) -> Result<SweepReport, PortError> {
+        let clinical_queue = QueueSender {
+            queues: self.queues.clone(),
+            queue: CLINICAL_QUEUE.to_owned(),
+        };
+        let ports = SweeperPorts {
+            transcriber: &self.transcriber,
+            events: &self.bus,
+            status: &self.status,
+            clinical_queue: &clinical_queue,
+        };
+        sweeper::sweep(&ports, &self.sweeper, now_ms)
+            .await
+            .map_err(|err| {
+                err.source.unwrap_or_else(|| {
+                    PortError::new(
+                        telepipe_workers::error::PortErrorKind::Unavailable,
+                        "local",
+                        "Sweep",
+                    )
+                })
+            })
+    }
+
+    /// One round of every stage (and of the sweeper, every `sweep_every_rounds`).
     pub async fn round(&self) -> Result<Round, PortError> {
-        Ok(Round {
+        let number = self
+            .rounds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let mut round = Round {
             announced: self.store.scan()?,
             intake_messages: self.consume_intake().await?,
             job: Some(self.worker.run_one().await?),
@@ -380,7 +432,13 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             timers_fired: self.scheduler.fire_due(jiff::Timestamp::now())?,
             session_messages: self.consume_sessions().await?,
             notification_messages: self.consume_notifications().await?,
-        })
+            sweep: None,
+        };
+        if number.checked_rem(self.sweep_every_rounds) == Some(0) {
+            let report = self.sweep(crate::db::now_ms()).await?;
+            round.sweep = Some(report.actions.len());
+        }
+        Ok(round)
     }
 
     /// Whether anything is still to do (now or later: delayed retries, queued jobs).

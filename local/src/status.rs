@@ -1,6 +1,7 @@
 //! Per-recording status of a local data directory, derived on read from what the
 //! pipeline already records — published events, transcription jobs, queued and
-//! dead-lettered messages — so it can never disagree with them.
+//! dead-lettered messages — with the status store's current state (`status_store`)
+//! taking precedence where it has the recording.
 
 use crate::db::Db;
 use crate::queue::{QueueDepth, Queues};
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use telepipe_events::ids::object_ref;
 use telepipe_events::s3::{parse_notification, S3Notification};
 use telepipe_workers::clinical::parse_transcript_key;
+use telepipe_workers::status::{split_attempt, State};
 
 /// Where one recording is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +120,9 @@ pub fn recordings(
                 .iter()
                 .rev()
                 .find(|(reference, _)| {
-                    Some(reference.as_str()) == detail["job_name"].as_str()
+                    // A retried attempt's job (`{job}-a{n}`) belongs to its recording.
+                    Some(reference.as_str())
+                        == detail["job_name"].as_str().map(|j| split_attempt(j).0)
                         || Some(reference.as_str()) == detail["recording"]["object_ref"].as_str()
                 })
                 .map(|(_, key)| key.clone());
@@ -198,6 +202,30 @@ pub fn recordings(
                     status.timeline.push(("received", message.sent_at_ms));
                 }
             }
+        }
+    }
+    // Where the status store has the recording, its current state wins: it also knows
+    // the sweeper's retries (`{job}-a{n}`), which the events and jobs above do not tie
+    // back to the recording.
+    let store = crate::status_store::SqliteStatus::new(db.clone());
+    if let Ok(current) = store.current(session) {
+        for c in current {
+            let Some(status) = by_ref.get_mut(&(c.session_id.clone(), c.recording.clone())) else {
+                continue;
+            };
+            if status.stage != c.state.as_str() {
+                status.reach(c.state.as_str(), c.since_ms);
+            }
+            status.error = match (c.state, &c.reason) {
+                (State::Failed | State::Rejected, Some(reason)) => Some(reason.clone()),
+                (State::Transcribing, _) if c.attempt > 1 => Some(format!(
+                    "attempt {} ({})",
+                    c.attempt,
+                    c.job_name.unwrap_or_default()
+                )),
+                (State::Extracted, _) => None,
+                _ => status.error.take(),
+            };
         }
     }
     let rank = |stage: &str| {

@@ -14,8 +14,8 @@ use rusqlite::{params, OptionalExtension};
 use std::sync::Arc;
 use telepipe_workers::error::{PortError, PortErrorKind};
 use telepipe_workers::ports::{
-    DeadLetter, JobStart, MedicalJobRequest, MessageQueue, ObjectStore, PutOptions, SpeakerMode,
-    Transcriber,
+    DeadLetter, JobStart, JobState, MedicalJob, MedicalJobRequest, MessageQueue, ObjectStore,
+    PutOptions, SpeakerMode, Transcriber,
 };
 use tracing::{info, warn};
 
@@ -125,6 +125,60 @@ impl Transcriber for LocalTranscriber {
             JobStart::Started
         } else {
             JobStart::AlreadyExists
+        })
+    }
+
+    async fn get_medical_job(&self, job_name: &str) -> Result<MedicalJob, PortError> {
+        let error = |kind| PortError::new(kind, "local-transcribe", "GetMedicalTranscriptionJob");
+        let row: Option<(String, Option<String>, String)> = self
+            .db
+            .lock()
+            .query_row(
+                "SELECT status, failure_reason, request FROM transcription_jobs WHERE name = ?1",
+                [job_name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|_| error(PortErrorKind::Unavailable))?;
+        let Some((status, failure_reason, request)) = row else {
+            return Err(error(PortErrorKind::NotFound));
+        };
+        let request: serde_json::Value = serde_json::from_str(&request).unwrap_or_default();
+        let field = |k: &str| request[k].as_str().unwrap_or_default().to_owned();
+        let state = match status.as_str() {
+            "COMPLETED" => JobState::Completed {
+                transcript_uri: Some(format!(
+                    "s3://{}/{}",
+                    field("output_bucket"),
+                    field("output_key")
+                )),
+            },
+            "FAILED" => JobState::Failed {
+                reason: failure_reason.unwrap_or_default(),
+            },
+            "IN_PROGRESS" => JobState::InProgress,
+            _ => JobState::Queued,
+        };
+        let speakers = match request["speakers"]["speaker_labels"].as_u64() {
+            Some(n) => SpeakerMode::SpeakerLabels {
+                max_speakers: u8::try_from(n).unwrap_or(2),
+            },
+            None => SpeakerMode::ChannelIdentification,
+        };
+        Ok(MedicalJob {
+            state,
+            request: Some(MedicalJobRequest {
+                job_name: job_name.to_owned(),
+                media_uri: field("media_uri"),
+                media_format: field("media_format"),
+                output_bucket: field("output_bucket"),
+                output_key: field("output_key"),
+                output_kms_key_id: None,
+                specialty: "PRIMARYCARE".to_owned(),
+                conversation_type: "CONVERSATION".to_owned(),
+                speakers,
+                language_code: "en-US".to_owned(),
+            }),
         })
     }
 }

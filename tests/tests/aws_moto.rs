@@ -228,6 +228,7 @@ impl Stack {
             store: &store,
             transcriber: &transcriber,
             events: &events,
+            status: &telepipe_workers::memory::MemoryStatus::default(),
         };
         let config = intake_config(self);
         let consumer = self.consumer(&self.intake_queue, &self.intake_dlq);
@@ -431,6 +432,7 @@ async fn a_transcript_in_the_bucket_becomes_a_results_document_and_an_event() {
         store: &store,
         nlp: &nlp,
         events: &events,
+        status: &telepipe_workers::memory::MemoryStatus::default(),
     };
     let config = ClinicalConfig::from_env(&Env::from_pairs(&[(
         "TELEPIPE_RESULTS_BUCKET",

@@ -116,6 +116,7 @@ async fn every_malformed_message_is_dead_lettered_with_a_reason_by_intake() {
         store: &store,
         transcriber: &transcriber,
         events: &events,
+        status: &telepipe_workers::memory::MemoryStatus::default(),
     };
     let config =
         IntakeConfig::from_env(&Env::from_pairs(&[("TELEPIPE_TRANSCRIPTS_BUCKET", "t")])).unwrap();
@@ -147,6 +148,7 @@ async fn every_malformed_message_is_dead_lettered_with_a_reason_by_clinical() {
         store: &store,
         nlp: &nlp,
         events: &events,
+        status: &telepipe_workers::memory::MemoryStatus::default(),
     };
     let config =
         ClinicalConfig::from_env(&Env::from_pairs(&[("TELEPIPE_RESULTS_BUCKET", "r")])).unwrap();
@@ -184,6 +186,7 @@ async fn malformed_transcripts_are_dead_lettered_not_panicked_on() {
         store: &store,
         nlp: &nlp,
         events: &events,
+        status: &telepipe_workers::memory::MemoryStatus::default(),
     };
     let config =
         ClinicalConfig::from_env(&Env::from_pairs(&[("TELEPIPE_RESULTS_BUCKET", "r")])).unwrap();

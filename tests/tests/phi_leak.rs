@@ -113,10 +113,12 @@ fn no_marker_reaches_logs_or_events() {
         b"Xylophonia glimmerstone 4417-PHI".repeat(10),
     );
     let transcriber = MemoryTranscriber::default();
+    let status = telepipe_workers::memory::MemoryStatus::default();
     let intake_ports = IntakePorts {
         store: &store,
         transcriber: &transcriber,
         events: &events,
+        status: &status,
     };
     let intake_config =
         IntakeConfig::from_env(&Env::from_pairs(&[("TELEPIPE_TRANSCRIPTS_BUCKET", "tr")])).unwrap();
@@ -163,6 +165,7 @@ fn no_marker_reaches_logs_or_events() {
         store: &store,
         nlp: &nlp,
         events: &events,
+        status: &status,
     };
     let clinical_config =
         ClinicalConfig::from_env(&Env::from_pairs(&[("TELEPIPE_RESULTS_BUCKET", "res")])).unwrap();
@@ -195,6 +198,11 @@ fn no_marker_reaches_logs_or_events() {
         "rejected, bad session, malformed transcript"
     );
 
+    assert!(
+        status.all().len() >= 6,
+        "transitions were recorded: {:?}",
+        status.all()
+    );
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.lines().count() >= 5, "logging was captured: {logs}");
     assert!(
@@ -251,6 +259,11 @@ fn no_marker_reaches_logs_or_events() {
                 "marker {marker} in event {detail}"
             );
         }
+        let recorded = format!("{:?}", status.all()).to_lowercase();
+        assert!(
+            !recorded.contains(&lower),
+            "marker {marker} in the status store"
+        );
         for letter in queue.dead_letters.lock().unwrap().iter() {
             assert!(
                 !letter.context.to_lowercase().contains(&lower),

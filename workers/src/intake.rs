@@ -4,6 +4,10 @@
 //!
 //! Idempotent: the job name is derived from the object version, so a redelivered
 //! notification finds the job already started and only republishes the same event.
+//!
+//! Status (`crate::status`): records `received` and `transcribing` under the job name,
+//! `received` and `rejected` under the object reference for a refused upload, and
+//! `failed` for any other permanent failure; a status write failure is retryable.
 
 use crate::config::IntakeConfig;
 use crate::error::{PortErrorKind, PortResultExt, StageError};
@@ -13,6 +17,7 @@ use crate::ports::{
     EventPublisher, JobStart, MedicalJobRequest, ObjectStore, OutgoingEvent, Transcriber,
 };
 use crate::records::for_each_record;
+use crate::status::{now_ms, record_for_stage, State, StatusStore, Transition, NO_SESSION};
 use crate::telemetry;
 use telepipe_events::ids::{self, SessionId};
 use telepipe_events::pipeline::{
@@ -26,10 +31,12 @@ use tracing::{info, warn};
 pub const STAGE: &str = "intake";
 
 /// The ports `intake` touches.
-pub struct IntakePorts<'a, S, T, P> {
+pub struct IntakePorts<'a, S, T, P, St> {
     pub store: &'a S,
     pub transcriber: &'a T,
     pub events: &'a P,
+    /// Records received, rejected, transcribing and failed.
+    pub status: &'a St,
 }
 
 /// What happened to one record of a notification.
@@ -48,8 +55,8 @@ pub enum RecordOutcome {
 /// Handles one SQS message body. `Ok` lists what each record led to; `Err` is the
 /// worst failure among the records (retryable wins, so the message comes back and the
 /// idempotent records are simply redone).
-pub async fn handle_message<S, T, P>(
-    ports: &IntakePorts<'_, S, T, P>,
+pub async fn handle_message<S, T, P, St>(
+    ports: &IntakePorts<'_, S, T, P, St>,
     config: &IntakeConfig,
     body: &str,
 ) -> Result<Vec<RecordOutcome>, StageError>
@@ -57,6 +64,7 @@ where
     S: ObjectStore,
     T: Transcriber,
     P: EventPublisher,
+    St: StatusStore,
 {
     for_each_record(body, async |record: &S3Record| {
         handle_record(ports, config, record).await
@@ -64,8 +72,34 @@ where
     .await
 }
 
-async fn handle_record<S, T, P>(
-    ports: &IntakePorts<'_, S, T, P>,
+/// What is known of a recording so far, for its status: a refusal before a job name
+/// exists is recorded under the object reference, everything after under the job name.
+#[derive(Default)]
+struct Progress {
+    session_id: Option<String>,
+    object_ref: Option<String>,
+    job_name: Option<String>,
+}
+
+/// Rejections record themselves (received + rejected) before they return.
+fn is_rejection(reason: &str) -> bool {
+    use RejectReason::*;
+    [
+        InvalidKey,
+        OutsidePrefix,
+        InvalidSessionId,
+        ObjectMissing,
+        EmptyObject,
+        TooLarge,
+        UnsupportedFormat,
+        FormatMismatch,
+    ]
+    .iter()
+    .any(|r| r.as_str() == reason)
+}
+
+async fn handle_record<S, T, P, St>(
+    ports: &IntakePorts<'_, S, T, P, St>,
     config: &IntakeConfig,
     record: &S3Record,
 ) -> Result<RecordOutcome, StageError>
@@ -73,6 +107,40 @@ where
     S: ObjectStore,
     T: Transcriber,
     P: EventPublisher,
+    St: StatusStore,
+{
+    let mut progress = Progress::default();
+    let result = process_record(ports, config, record, &mut progress).await;
+    match &result {
+        Err(err) if !err.is_retryable() && !is_rejection(&err.reason) => {
+            // A permanent failure that is not a rejection (e.g. Transcribe refused the
+            // request): the message is parked, so the recording is failed.
+            if let Some(object_ref) = &progress.object_ref {
+                let session = progress.session_id.as_deref().unwrap_or(NO_SESSION);
+                let recording = progress.job_name.as_deref().unwrap_or(object_ref);
+                let mut failed = Transition::new(session, recording, 1, State::Failed, now_ms())
+                    .object(object_ref)
+                    .failure(err.class.as_str(), &err.reason);
+                failed.job_name = progress.job_name.clone();
+                record_for_stage(ports.status, &failed).await?;
+            }
+        }
+        _ => {}
+    }
+    result
+}
+
+async fn process_record<S, T, P, St>(
+    ports: &IntakePorts<'_, S, T, P, St>,
+    config: &IntakeConfig,
+    record: &S3Record,
+    progress: &mut Progress,
+) -> Result<RecordOutcome, StageError>
+where
+    S: ObjectStore,
+    T: Transcriber,
+    P: EventPublisher,
+    St: StatusStore,
 {
     let span = tracing::Span::current();
     if !record.is_object_created() {
@@ -82,6 +150,7 @@ where
     let bucket = record.bucket.as_str();
     let mut rejection = Rejection {
         events: ports.events,
+        status: ports.status,
         recording: RecordingRef {
             bucket: bucket.to_owned(),
             object_ref: ids::object_ref(bucket, "<undecodable>"),
@@ -100,6 +169,7 @@ where
         }
     };
     rejection.recording.object_ref = ids::object_ref(bucket, key);
+    progress.object_ref = Some(rejection.recording.object_ref.clone());
     span.record("object_ref", rejection.recording.object_ref.as_str());
     // Provisional until HEAD names the version (identical on versioned buckets).
     let noticed_version = record.version_id.as_deref().or(record.etag.as_deref());
@@ -131,6 +201,7 @@ where
     };
     span.record("session_id", session.as_str());
     rejection.session_id = Some(session.to_string());
+    progress.session_id = Some(session.to_string());
 
     let Some(format) = MediaFormat::from_extension(file_name) else {
         return Err(rejection
@@ -202,6 +273,14 @@ where
         telemetry::correlation_id_of_job(&job_name),
         Some(correlation_id.as_str())
     );
+    progress.job_name = Some(job_name.clone());
+    let object_ref = rejection.recording.object_ref.clone();
+    let transition = |state| {
+        Transition::new(session.as_str(), &job_name, 1, state, now_ms())
+            .job(&job_name)
+            .object(&object_ref)
+    };
+    record_for_stage(ports.status, &transition(State::Received)).await?;
     let output_key = format!("{}{}/{}.json", config.transcripts_prefix, session, job_name);
     let request = MedicalJobRequest {
         job_name: job_name.clone(),
@@ -221,6 +300,7 @@ where
     }
     let start = start.context(|| format!("session={session} job={job_name}"))?;
     let already_started = start == JobStart::AlreadyExists;
+    record_for_stage(ports.status, &transition(State::Transcribing)).await?;
     let event = TranscriptionStarted {
         schema_version: schema_version(),
         event_id: TranscriptionStarted::id_for(&job_name),
@@ -263,18 +343,32 @@ where
 
 /// Publishes `Recording Rejected` and turns the reason into the permanent error that
 /// dead-letters the message.
-struct Rejection<'a, P> {
+struct Rejection<'a, P, St> {
     events: &'a P,
+    status: &'a St,
     recording: RecordingRef,
     session_id: Option<String>,
     /// The correlation id in effect (see `telemetry`), once the key is read.
     correlation_id: Option<String>,
 }
 
-impl<P: EventPublisher> Rejection<'_, P> {
+impl<P: EventPublisher, St: StatusStore> Rejection<'_, P, St> {
     async fn reject(&self, reason: RejectReason, why: &str) -> StageError {
         warn!(reason = reason.as_str(), why, "recording rejected");
         metrics::rejected(STAGE, reason.as_str());
+        let session = self.session_id.as_deref().unwrap_or(NO_SESSION);
+        let object_ref = &self.recording.object_ref;
+        let at = now_ms();
+        for transition in [
+            Transition::new(session, object_ref, 1, State::Received, at).object(object_ref),
+            Transition::new(session, object_ref, 1, State::Rejected, at)
+                .object(object_ref)
+                .failure("permanent", reason.as_str()),
+        ] {
+            if let Err(err) = record_for_stage(self.status, &transition).await {
+                return err;
+            }
+        }
         let event = RecordingRejected {
             schema_version: schema_version(),
             event_id: RecordingRejected::id_for(&self.recording, reason),

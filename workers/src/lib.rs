@@ -1,6 +1,8 @@
 //! telepipe's stages and everything that drives them.
 //!
 //! - `intake`, `clinical`: the stages, plain async functions over the `ports`.
+//! - `status`: per-recording state transitions and their store; `sweeper`: the scheduled
+//!   stage acting on recordings stuck past a deadline.
 //! - `error`: the retryable/permanent taxonomy every failure is sorted into.
 //! - `batch`: driving a stage over a queue batch (partial failures, dead letters, backoff).
 //! - `aws`: SDK adapters of the ports; `memory`: in-memory adapters.
@@ -24,5 +26,7 @@ pub mod ports;
 pub mod records;
 pub mod retry;
 pub mod sessions;
+pub mod status;
+pub mod sweeper;
 pub mod synth;
 pub mod telemetry;

@@ -3,9 +3,11 @@
 
 use crate::error::{PortError, PortErrorKind};
 use crate::ports::{
-    ClinicalNlp, DeadLetter, EventPublisher, JobStart, MedicalJobRequest, MessageQueue, NlpApi,
-    ObjectBody, ObjectHead, ObjectStore, OutgoingEvent, PutOptions, Transcriber,
+    ClinicalNlp, DeadLetter, EventPublisher, JobStart, JobState, MedicalJob, MedicalJobRequest,
+    MessageQueue, NlpApi, ObjectBody, ObjectHead, ObjectStore, OutgoingEvent, PutOptions,
+    RefeedQueue, Transcriber,
 };
+use crate::status::{Deadlines, RecordingStatus, State, StatusStore, Transition};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use telepipe_events::ids::digest_hex;
@@ -142,10 +144,23 @@ impl ObjectStore for MemoryStore {
 }
 
 /// Records job requests; a repeated name answers `AlreadyExists` as Transcribe does.
+/// A started job is `Queued` until a test sets its state.
 #[derive(Default)]
 pub struct MemoryTranscriber {
     pub jobs: Mutex<BTreeMap<String, MedicalJobRequest>>,
+    pub states: Mutex<BTreeMap<String, JobState>>,
     pub failures: Script,
+    /// Scripted failures of `get_medical_job`.
+    pub get_failures: Script,
+}
+
+impl MemoryTranscriber {
+    pub fn set_state(&self, job_name: &str, state: JobState) {
+        self.states
+            .lock()
+            .unwrap()
+            .insert(job_name.to_owned(), state);
+    }
 }
 
 impl Transcriber for MemoryTranscriber {
@@ -158,6 +173,24 @@ impl Transcriber for MemoryTranscriber {
         }
         jobs.insert(request.job_name.clone(), request.clone());
         Ok(JobStart::Started)
+    }
+
+    async fn get_medical_job(&self, job_name: &str) -> Result<MedicalJob, PortError> {
+        self.get_failures
+            .next("transcribe", "GetMedicalTranscriptionJob")?;
+        let request = self.jobs.lock().unwrap().get(job_name).cloned();
+        let state = self.states.lock().unwrap().get(job_name).cloned();
+        match (request, state) {
+            (None, None) => Err(PortError::new(
+                PortErrorKind::NotFound,
+                "transcribe",
+                "GetMedicalTranscriptionJob",
+            )),
+            (request, state) => Ok(MedicalJob {
+                state: state.unwrap_or(JobState::Queued),
+                request,
+            }),
+        }
     }
 }
 
@@ -209,6 +242,115 @@ impl MessageQueue for MemoryQueue {
             .unwrap()
             .push((receipt_handle.to_owned(), delay_secs));
         Ok(())
+    }
+}
+
+/// Collects the messages sent to one queue.
+#[derive(Default)]
+pub struct MemoryRefeed {
+    pub sent: Mutex<Vec<String>>,
+    pub failures: Script,
+}
+
+impl RefeedQueue for MemoryRefeed {
+    async fn send(&self, body: &str) -> Result<(), PortError> {
+        self.failures.next("sqs", "SendMessage")?;
+        self.sent.lock().unwrap().push(body.to_owned());
+        Ok(())
+    }
+}
+
+/// Transitions and current states in memory, with the same rules as the DynamoDB and
+/// SQLite stores: one entry per (session, recording, attempt, step), the first kept.
+#[derive(Default)]
+pub struct MemoryStatus {
+    pub transitions: Mutex<BTreeMap<(String, String), Transition>>,
+    pub current: Mutex<BTreeMap<(String, String), RecordingStatus>>,
+    pub failures: Script,
+}
+
+impl MemoryStatus {
+    /// Every transition in recording order (for assertions).
+    pub fn all(&self) -> Vec<Transition> {
+        self.transitions.lock().unwrap().values().cloned().collect()
+    }
+
+    pub fn current_of(&self, session_id: &str, recording: &str) -> Option<RecordingStatus> {
+        self.current
+            .lock()
+            .unwrap()
+            .get(&(session_id.to_owned(), recording.to_owned()))
+            .cloned()
+    }
+}
+
+impl StatusStore for MemoryStatus {
+    async fn record(&self, transition: &Transition) -> Result<bool, PortError> {
+        self.failures.next("status", "Record")?;
+        let mut transitions = self.transitions.lock().unwrap();
+        let key = (transition.session_id.clone(), transition.key());
+        let new = !transitions.contains_key(&key);
+        let stored = transitions.entry(key).or_insert_with(|| transition.clone());
+        let mut current = self.current.lock().unwrap();
+        let recording = (stored.session_id.clone(), stored.recording.clone());
+        if stored.supersedes(current.get(&recording)) {
+            current.insert(recording, RecordingStatus::from(&*stored));
+        }
+        Ok(new)
+    }
+
+    async fn timeline(&self, session_id: &str) -> Result<Vec<Transition>, PortError> {
+        self.failures.next("status", "Timeline")?;
+        let mut found: Vec<Transition> = self
+            .transitions
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((session, _), _)| session == session_id)
+            .map(|(_, t)| t.clone())
+            .collect();
+        found.sort_by(|a, b| (&a.recording, a.at_ms).cmp(&(&b.recording, b.at_ms)));
+        Ok(found)
+    }
+
+    async fn stuck(
+        &self,
+        now_ms: i64,
+        deadlines: &Deadlines,
+    ) -> Result<Vec<RecordingStatus>, PortError> {
+        self.failures.next("status", "Stuck")?;
+        let mut found: Vec<RecordingStatus> = self
+            .current
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|c| {
+                deadlines
+                    .due_before_ms(c.state, now_ms)
+                    .is_some_and(|due| c.state.is_open() && c.since_ms <= due)
+            })
+            .cloned()
+            .collect();
+        found.sort_by_key(|c| c.since_ms);
+        Ok(found)
+    }
+
+    async fn query(
+        &self,
+        since_ms: i64,
+        state: Option<State>,
+    ) -> Result<Vec<Transition>, PortError> {
+        self.failures.next("status", "Query")?;
+        let mut found: Vec<Transition> = self
+            .transitions
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|t| t.at_ms >= since_ms && state.is_none_or(|s| t.state == s))
+            .cloned()
+            .collect();
+        found.sort_by_key(|t| t.at_ms);
+        Ok(found)
     }
 }
 

@@ -96,11 +96,56 @@ pub enum JobStart {
     AlreadyExists,
 }
 
+/// Where a medical transcription job is (`GetMedicalTranscriptionJob`'s status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    Queued,
+    InProgress,
+    /// Done; the transcript is at `transcript_uri` when the service says where.
+    Completed {
+        transcript_uri: Option<String>,
+    },
+    /// Ended in failure. `reason` is the service's own text: it may quote the media URI,
+    /// so it is classified into a code (`crate::sweeper::classify_failure`) and never
+    /// logged, stored or published as is.
+    Failed {
+        reason: String,
+    },
+}
+
+impl JobState {
+    /// Transcribe's status name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Completed { .. } => "COMPLETED",
+            Self::Failed { .. } => "FAILED",
+        }
+    }
+}
+
+/// A job as `get_medical_job` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MedicalJob {
+    pub state: JobState,
+    /// The job's settings, enough to start it again under another name; the output
+    /// location may be empty (Transcribe does not return it) and is rebuilt from config.
+    pub request: Option<MedicalJobRequest>,
+}
+
 pub trait Transcriber: Send + Sync {
     fn start_medical_job(
         &self,
         request: &MedicalJobRequest,
     ) -> impl Future<Output = Result<JobStart, PortError>> + Send;
+
+    /// The job's status; `NotFound` when there is no job of that name (never started,
+    /// or expired: Transcribe keeps jobs 90 days).
+    fn get_medical_job(
+        &self,
+        job_name: &str,
+    ) -> impl Future<Output = Result<MedicalJob, PortError>> + Send;
 }
 
 /// The three Comprehend Medical analyses `clinical` runs, with their input budgets.
@@ -417,4 +462,9 @@ pub trait MessageSender: Send + Sync {
         &self,
         message: &OutboundMessage,
     ) -> impl Future<Output = Result<SendReceipt, PortError>> + Send;
+}
+
+/// Sends a message to one fixed queue (the sweeper re-feeds `clinical` through it).
+pub trait RefeedQueue: Send + Sync {
+    fn send(&self, body: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 }

@@ -88,6 +88,15 @@ pub fn recording_correlation_id(bucket: &str, key: &str, object_version: &str) -
 
 /// The correlation id inside a job name `{session_id}-{24 hex}`.
 pub fn correlation_id_of_job(job_name: &str) -> Option<&str> {
+    // A retried job (`{job}-a2`, the sweeper's naming) keeps its recording's id.
+    let job_name = match job_name.rsplit_once("-a") {
+        Some((base, attempt))
+            if (1..=3).contains(&attempt.len()) && attempt.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            base
+        }
+        _ => job_name,
+    };
     let (_, digest) = job_name.rsplit_once('-')?;
     (digest.len() == 24 && digest.bytes().all(|b| b.is_ascii_hexdigit())).then_some(digest)
 }

@@ -10,7 +10,7 @@ use telepipe_workers::clinical::{
 };
 use telepipe_workers::config::{ClinicalConfig, Env};
 use telepipe_workers::error::{ErrorClass, PortError, PortErrorKind};
-use telepipe_workers::memory::{KeywordNlp, MemoryEvents, MemoryStore};
+use telepipe_workers::memory::{KeywordNlp, MemoryEvents, MemoryStatus, MemoryStore};
 use telepipe_workers::ports::{ClinicalNlp, NlpApi};
 use telepipe_workers::synth::{transcript, SynthLabels};
 
@@ -37,6 +37,7 @@ struct World {
     store: MemoryStore,
     nlp: KeywordNlp,
     events: MemoryEvents,
+    status: MemoryStatus,
 }
 
 impl World {
@@ -45,14 +46,16 @@ impl World {
             store: MemoryStore::default(),
             nlp: KeywordNlp::clinical(),
             events: MemoryEvents::default(),
+            status: MemoryStatus::default(),
         }
     }
 
-    fn ports(&self) -> ClinicalPorts<'_, MemoryStore, KeywordNlp, MemoryEvents> {
+    fn ports(&self) -> ClinicalPorts<'_, MemoryStore, KeywordNlp, MemoryEvents, MemoryStatus> {
         ClinicalPorts {
             store: &self.store,
             nlp: &self.nlp,
             events: &self.events,
+            status: &self.status,
         }
     }
 

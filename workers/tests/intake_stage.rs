@@ -4,7 +4,7 @@ use telepipe_events::s3::encode_key;
 use telepipe_workers::config::{Env, IntakeConfig};
 use telepipe_workers::error::{ErrorClass, PortErrorKind};
 use telepipe_workers::intake::{handle_message, IntakePorts, RecordOutcome};
-use telepipe_workers::memory::{MemoryEvents, MemoryStore, MemoryTranscriber};
+use telepipe_workers::memory::{MemoryEvents, MemoryStatus, MemoryStore, MemoryTranscriber};
 use telepipe_workers::ports::SpeakerMode;
 
 const BUCKET: &str = "recordings-bucket";
@@ -42,14 +42,16 @@ struct World {
     store: MemoryStore,
     transcriber: MemoryTranscriber,
     events: MemoryEvents,
+    status: MemoryStatus,
 }
 
 impl World {
-    fn ports(&self) -> IntakePorts<'_, MemoryStore, MemoryTranscriber, MemoryEvents> {
+    fn ports(&self) -> IntakePorts<'_, MemoryStore, MemoryTranscriber, MemoryEvents, MemoryStatus> {
         IntakePorts {
             store: &self.store,
             transcriber: &self.transcriber,
             events: &self.events,
+            status: &self.status,
         }
     }
 }

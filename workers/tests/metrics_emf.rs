@@ -261,10 +261,12 @@ async fn stages_count_rejections_comprehend_usage_and_throttles_and_log_one_corr
         b"plain text, not audio".repeat(4),
     );
     let transcriber = MemoryTranscriber::default();
+    let status = telepipe_workers::memory::MemoryStatus::default();
     let intake_ports = IntakePorts {
         store: &store,
         transcriber: &transcriber,
         events: &events,
+        status: &status,
     };
     let intake_config =
         IntakeConfig::from_env(&Env::from_pairs(&[("TELEPIPE_TRANSCRIPTS_BUCKET", "tr")])).unwrap();
@@ -309,6 +311,7 @@ async fn stages_count_rejections_comprehend_usage_and_throttles_and_log_one_corr
     let nlp = KeywordNlp::clinical();
     nlp.failures.push(Some(PortErrorKind::Throttled));
     let clinical_ports = ClinicalPorts {
+        status: &status,
         store: &store,
         nlp: &nlp,
         events: &events,
@@ -474,6 +477,7 @@ async fn events_carry_the_correlation_id_whatever_drives_the_stage() {
     let store = MemoryStore::default();
     let events = MemoryEvents::default();
     let transcriber = MemoryTranscriber::default();
+    let status = telepipe_workers::memory::MemoryStatus::default();
     let mut wav = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
     wav.extend(vec![0u8; 500]);
     store.insert("rec", "recordings/s-2/a.wav", wav);
@@ -481,6 +485,7 @@ async fn events_carry_the_correlation_id_whatever_drives_the_stage() {
         store: &store,
         transcriber: &transcriber,
         events: &events,
+        status: &status,
     };
     let config =
         IntakeConfig::from_env(&Env::from_pairs(&[("TELEPIPE_TRANSCRIPTS_BUCKET", "tr")])).unwrap();

@@ -4,12 +4,13 @@
 //!   data directory and prints what came out;
 //! - `telepipe run --data-dir DIR`: the long-running runtime; drop a recording into
 //!   `DIR/buckets/recordings/recordings/{session_id}/` to start the chain;
-//! - `telepipe status`: where each recording is, queue depths and dead letters;
 //! - `telepipe events put FILE`: publishes session events (EventBridge envelopes) on the
 //!   local bus, to try the sessions → notifier flow by hand;
 //! - `telepipe timers`: pending reminder and recording-check timers, `--fire` to deliver
 //!   them now instead of at their time;
-//! - `telepipe dlq list|peek|replay`: dead letters, locally or on SQS (`telepipe_ops::cli`).
+//! - `telepipe dlq list|peek|replay`: dead letters, locally or on SQS (`telepipe_ops::cli`);
+//! - `telepipe status`: where each recording is, queue depths and dead letters; with
+//!   `--since`/`--state` (or `--aws`), per-recording timelines from the status store.
 
 use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
@@ -81,11 +82,21 @@ enum Command {
     /// Show where each recording is, since when, any error, and the queues.
     Status {
         /// The data directory of a `run` or `demo`.
-        #[arg(long)]
-        data_dir: PathBuf,
+        #[arg(long, required_unless_present = "aws")]
+        data_dir: Option<PathBuf>,
         /// Only this session.
         #[arg(long)]
         session: Option<String>,
+        /// Timelines of recordings with a transition in this window (e.g. 30m, 1h, 2d).
+        #[arg(long, value_parser = telepipe_local::timeline::parse_duration)]
+        since: Option<i64>,
+        /// Only recordings that entered this state (received, rejected, transcribing,
+        /// transcribed, extracting, extracted, failed, stalled).
+        #[arg(long, value_parser = telepipe_local::timeline::parse_state)]
+        state: Option<telepipe_workers::status::State>,
+        /// Read the deployed status table (TELEPIPE_STATUS_TABLE) instead of a data directory.
+        #[arg(long)]
+        aws: bool,
     },
     /// Dead letters: list the queues, peek at messages, replay them (--data-dir DIR or --aws).
     Dlq(telepipe_ops::cli::DlqArgs),
@@ -567,6 +578,48 @@ fn show_status(data_dir: &Path, session: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
+/// `status --since/--state/--aws`: timelines from the status store.
+async fn show_timelines(
+    data_dir: Option<&Path>,
+    aws: bool,
+    selection: &telepipe_local::timeline::Selection,
+) -> Result<(), String> {
+    use telepipe_local::timeline::render;
+    let now = telepipe_local::db::now_ms();
+    let text = if aws {
+        #[cfg(feature = "aws")]
+        {
+            use telepipe_workers::config::Env;
+            let config = telepipe_workers::status::StatusConfig::from_env(&Env::process())
+                .map_err(|e| e.to_string())?;
+            let context = telepipe_workers::aws::AwsContext::load().await;
+            let store =
+                telepipe_workers::aws::DynamoStatus::new(&context, config.table, config.ttl_days);
+            render(&store, selection, now).await?
+        }
+        #[cfg(not(feature = "aws"))]
+        return Err("--aws needs telepipe built with --features aws".into());
+    } else {
+        let dir = data_dir.ok_or("--data-dir is required without --aws")?;
+        let db_path = dir.join("telepipe.db");
+        if !db_path.exists() {
+            return Err(format!(
+                "{} holds no telepipe data (no telepipe.db)",
+                dir.display()
+            ));
+        }
+        let db = Db::open(&db_path).map_err(|e| format!("{}: {e}", db_path.display()))?;
+        render(
+            &telepipe_local::status_store::SqliteStatus::new(db),
+            selection,
+            now,
+        )
+        .await?
+    };
+    print!("{text}");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -609,8 +662,31 @@ async fn main() -> ExitCode {
             session,
             fire,
         } => timers(data_dir, session.as_deref(), *fire).map(|()| ExitCode::SUCCESS),
-        Command::Status { data_dir, session } => {
-            show_status(data_dir, session.as_deref()).map(|()| ExitCode::SUCCESS)
+        Command::Status {
+            data_dir,
+            session,
+            since,
+            state,
+            aws,
+        } => {
+            let selection = telepipe_local::timeline::Selection {
+                session: session.clone(),
+                since_ms: since.map(|d| telepipe_local::db::now_ms() - d),
+                state: *state,
+            };
+            match data_dir {
+                Some(dir) if !aws && since.is_none() && state.is_none() => {
+                    match show_status(dir, session.as_deref()) {
+                        Ok(()) if session.is_some() => {
+                            println!("\ntimeline (status store):");
+                            show_timelines(Some(dir), false, &selection).await
+                        }
+                        other => other,
+                    }
+                }
+                _ => show_timelines(data_dir.as_deref(), *aws, &selection).await,
+            }
+            .map(|()| ExitCode::SUCCESS)
         }
         Command::Dlq(args) => {
             telepipe_ops::cli::run(args, telepipe_local::dlq::LocalDlqAdmin::open).await

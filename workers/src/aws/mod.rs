@@ -11,7 +11,9 @@ mod eventbridge;
 mod notify;
 mod s3;
 mod scheduler;
+mod sender;
 mod sqs;
+mod status_table;
 mod transcribe;
 mod twilio;
 
@@ -21,7 +23,9 @@ pub use eventbridge::EventBridgePublisher;
 pub use notify::{Channels, SesEmail, SmsSender, SnsSms, SqsNotifications};
 pub use s3::S3Store;
 pub use scheduler::{EventBridgeScheduler, SchedulerConfig};
+pub use sender::SqsSender;
 pub use sqs::SqsQueue;
+pub use status_table::{DynamoStatus, BY_STATE_INDEX, OPEN_BY_STATE_INDEX};
 pub use transcribe::TranscribeMedical;
 pub use twilio::{TwilioConfig, TwilioSms};
 

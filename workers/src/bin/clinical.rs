@@ -3,11 +3,12 @@
 #![recursion_limit = "256"]
 
 use telepipe_workers::aws::{
-    AwsContext, ComprehendMedicalNlp, EventBridgePublisher, S3Store, SqsQueue,
+    AwsContext, ComprehendMedicalNlp, DynamoStatus, EventBridgePublisher, S3Store, SqsQueue,
 };
 use telepipe_workers::clinical::{handle_message, ClinicalPorts, STAGE};
 use telepipe_workers::config::{ClinicalConfig, ConsumerConfig, Env, EventsConfig};
 use telepipe_workers::lambda::{config_or_exit, serve_sqs};
+use telepipe_workers::status::StatusConfig;
 use telepipe_workers::telemetry::init_json_logging;
 
 #[tokio::main]
@@ -18,16 +19,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = config_or_exit(ClinicalConfig::from_env(&env));
     let consumer = config_or_exit(ConsumerConfig::from_env(&env));
     let events_config = config_or_exit(EventsConfig::from_env(&env));
+    let status_config = config_or_exit(StatusConfig::from_env(&env));
 
     let aws = AwsContext::load().await;
     let store = S3Store::new(&aws);
     let nlp = ComprehendMedicalNlp::new(&aws);
     let events = EventBridgePublisher::new(&aws, events_config);
+    let status = DynamoStatus::new(&aws, status_config.table, status_config.ttl_days);
     let queue = SqsQueue::new(&aws, consumer.queue_url.clone(), consumer.dlq_url.clone());
     let ports = ClinicalPorts {
         store: &store,
         nlp: &nlp,
         events: &events,
+        status: &status,
     };
 
     serve_sqs(STAGE, &queue, &consumer, async |body: &str| {

@@ -4,6 +4,11 @@
 //!
 //! Deterministic: the same transcript and the same engine answers produce the same
 //! document bytes and therefore the same event id, so reprocessing is harmless.
+//!
+//! Status (`crate::status`): records `transcribed` and `extracting` when a transcript
+//! arrives, then `extracted`, or `failed` on a permanent failure (the recording and
+//! attempt come from the job name, `{base}` or `{base}-a{n}`); a status write failure
+//! is retryable.
 
 pub mod chunk;
 pub mod conversation;
@@ -13,6 +18,7 @@ use crate::error::{PortErrorKind, PortResultExt, StageError};
 use crate::metrics;
 use crate::ports::{ClinicalNlp, EventPublisher, NlpApi, ObjectStore, OutgoingEvent, PutOptions};
 use crate::records::for_each_record;
+use crate::status::{now_ms, record_for_stage, split_attempt, State, StatusStore, Transition};
 use crate::telemetry;
 use chunk::{chunk_text, Chunk};
 use conversation::Conversation;
@@ -35,10 +41,12 @@ pub const STAGE: &str = "clinical";
 /// What Transcribe writes to test access to its output location; not a transcript.
 pub const TRANSCRIBE_PROBE_FILE: &str = ".write_access_check_file.temp";
 
-pub struct ClinicalPorts<'a, S, N, P> {
+pub struct ClinicalPorts<'a, S, N, P, St> {
     pub store: &'a S,
     pub nlp: &'a N,
     pub events: &'a P,
+    /// Records transcribed, extracting, extracted and failed.
+    pub status: &'a St,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +60,8 @@ pub enum TranscriptOutcome {
 }
 
 /// Handles one SQS message body from the transcripts bucket's notifications.
-pub async fn handle_message<S, N, P>(
-    ports: &ClinicalPorts<'_, S, N, P>,
+pub async fn handle_message<S, N, P, St>(
+    ports: &ClinicalPorts<'_, S, N, P, St>,
     config: &ClinicalConfig,
     body: &str,
 ) -> Result<Vec<TranscriptOutcome>, StageError>
@@ -61,6 +69,7 @@ where
     S: ObjectStore,
     N: ClinicalNlp,
     P: EventPublisher,
+    St: StatusStore,
 {
     for_each_record(body, async |record: &S3Record| {
         handle_record(ports, config, record).await
@@ -77,8 +86,8 @@ pub fn parse_transcript_key(prefix: &str, key: &str) -> Option<(SessionId, Strin
     ids::is_valid_job_name(job).then(|| (session, job.to_owned()))
 }
 
-async fn handle_record<S, N, P>(
-    ports: &ClinicalPorts<'_, S, N, P>,
+async fn handle_record<S, N, P, St>(
+    ports: &ClinicalPorts<'_, S, N, P, St>,
     config: &ClinicalConfig,
     record: &S3Record,
 ) -> Result<TranscriptOutcome, StageError>
@@ -86,6 +95,7 @@ where
     S: ObjectStore,
     N: ClinicalNlp,
     P: EventPublisher,
+    St: StatusStore,
 {
     let span = tracing::Span::current();
     let key = match &record.key {
@@ -111,6 +121,45 @@ where
     };
     span.record("session_id", session.as_str());
     span.record("job_name", job_name.as_str());
+    // Status lines carry the correlation id too.
+    if let Some(id) = telemetry::correlation_id_of_job(&job_name) {
+        telemetry::set_correlation_id(id);
+    }
+    let (recording, attempt) = split_attempt(&job_name);
+    let transition = |state| {
+        Transition::new(session.as_str(), recording, attempt, state, now_ms()).job(&job_name)
+    };
+    record_for_stage(ports.status, &transition(State::Transcribed)).await?;
+    record_for_stage(ports.status, &transition(State::Extracting)).await?;
+    let result = extract(ports, config, bucket, key, &session, &job_name).await;
+    match &result {
+        Ok(_) => record_for_stage(ports.status, &transition(State::Extracted)).await?,
+        // Permanent: the message is parked, so the recording has failed. Retryable
+        // failures leave it extracting; the sweeper reports it if it stays there.
+        Err(err) if !err.is_retryable() => {
+            let failed = transition(State::Failed).failure(err.class.as_str(), &err.reason);
+            record_for_stage(ports.status, &failed).await?;
+        }
+        Err(_) => {}
+    }
+    result
+}
+
+async fn extract<S, N, P, St>(
+    ports: &ClinicalPorts<'_, S, N, P, St>,
+    config: &ClinicalConfig,
+    bucket: &str,
+    key: &str,
+    session: &SessionId,
+    job_name: &str,
+) -> Result<TranscriptOutcome, StageError>
+where
+    S: ObjectStore,
+    N: ClinicalNlp,
+    P: EventPublisher,
+    St: StatusStore,
+{
+    let job_name = job_name.to_owned();
     let correlation_id =
         telemetry::correlation_id_of_job(&job_name).map(telemetry::set_correlation_id);
     let context = || format!("session={session} job={job_name}");
