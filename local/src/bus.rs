@@ -176,6 +176,8 @@ mod tests {
             "notification-sent",
             "notification-skipped",
             "notification-failed",
+            "transcription-failed",
+            "stage-stalled",
         ] {
             assert_eq!(routed(published), ["pipeline-events"], "{published}");
         }

@@ -375,14 +375,13 @@ fn offsets(env: &Env, name: &'static str) -> Result<Vec<u32>, ConfigError> {
     Ok(minutes)
 }
 
-fn quiet_hours(env: &Env) -> Result<Option<QuietHours>, ConfigError> {
-    const NAME: &str = "TELEPIPE_QUIET_HOURS";
-    let text = env.or(NAME, "21:00-08:00");
+fn quiet_hours(env: &Env, name: &'static str) -> Result<Option<QuietHours>, ConfigError> {
+    let text = env.or(name, "21:00-08:00");
     if matches!(text.trim(), "none" | "off") {
         return Ok(None);
     }
     let bad = || ConfigError {
-        variable: NAME,
+        variable: name,
         problem: format!("must be HH:MM-HH:MM in the patient's zone, or off (got {text:?})"),
     };
     let (start, end) = text.split_once('-').ok_or_else(bad)?;
@@ -461,7 +460,7 @@ impl SessionsConfig {
             ]
             .into_iter()
             .collect(),
-            quiet_hours: quiet_hours(env)?,
+            quiet_hours: quiet_hours(env, "TELEPIPE_QUIET_HOURS")?,
             quiet_channels: channels(env, "TELEPIPE_QUIET_HOURS_CHANNELS", "sms")?,
             confirm_when_too_late: env.flag("TELEPIPE_CONFIRM_WHEN_TOO_LATE", false)?,
         };
@@ -536,6 +535,138 @@ impl NotifierConfig {
             claim_lease: jiff::SignedDuration::from_secs(i64::from(lease.max(30))),
             idempotency_window: jiff::SignedDuration::from_hours(24 * i64::from(days)),
             sms_provider,
+        })
+    }
+}
+
+/// Where schedules live and deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// `TELEPIPE_SCHEDULE_GROUP` (required): the schedule group of this deployment.
+    pub group: String,
+    /// `TELEPIPE_SCHEDULER_ROLE_ARN` (required): the role Scheduler assumes to send to the queues.
+    pub role_arn: String,
+    /// `TELEPIPE_NOTIFICATIONS_QUEUE_ARN` (required).
+    pub notifications_queue_arn: String,
+    /// `TELEPIPE_SESSIONS_QUEUE_ARN` (required): recording checks come back here.
+    pub sessions_queue_arn: String,
+    /// `TELEPIPE_SCHEDULER_DLQ_ARN` (required): deliveries Scheduler gives up on.
+    pub dead_letter_arn: String,
+}
+
+impl SchedulerConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            group: env.required("TELEPIPE_SCHEDULE_GROUP")?,
+            role_arn: env.required("TELEPIPE_SCHEDULER_ROLE_ARN")?,
+            notifications_queue_arn: env.required("TELEPIPE_NOTIFICATIONS_QUEUE_ARN")?,
+            sessions_queue_arn: env.required("TELEPIPE_SESSIONS_QUEUE_ARN")?,
+            dead_letter_arn: env.required("TELEPIPE_SCHEDULER_DLQ_ARN")?,
+        })
+    }
+}
+
+/// Sessions worker settings only the Lambda needs (the local runtime has its own stores).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionsAwsConfig {
+    /// `TELEPIPE_SESSIONS_TABLE` (required): session state and notification intents.
+    pub table: String,
+    /// `TELEPIPE_NOTIFICATIONS_QUEUE_URL` (required): alerts and confirmations due now.
+    pub notifications_queue_url: String,
+}
+
+impl SessionsAwsConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: env.required("TELEPIPE_SESSIONS_TABLE")?,
+            notifications_queue_url: env.required("TELEPIPE_NOTIFICATIONS_QUEUE_URL")?,
+        })
+    }
+}
+
+/// Notifier settings only the Lambda needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifierAwsConfig {
+    /// `TELEPIPE_SESSIONS_TABLE` (required).
+    pub table: String,
+    /// `TELEPIPE_SNS_ORIGINATION_NUMBER` (optional): the registered number or sender id.
+    pub sns_origination_number: Option<String>,
+    /// `TELEPIPE_EMAIL_FROM` (optional): SES v2 verified sender; without it email fails.
+    pub email_from: Option<String>,
+    /// `TELEPIPE_SES_CONFIGURATION_SET` (optional).
+    pub ses_configuration_set: Option<String>,
+}
+
+impl NotifierAwsConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: env.required("TELEPIPE_SESSIONS_TABLE")?,
+            sns_origination_number: env.optional("TELEPIPE_SNS_ORIGINATION_NUMBER"),
+            email_from: env.optional("TELEPIPE_EMAIL_FROM"),
+            ses_configuration_set: env.optional("TELEPIPE_SES_CONFIGURATION_SET"),
+        })
+    }
+}
+
+/// A credential that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Where the Twilio credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TwilioCredentials {
+    Env {
+        account_sid: String,
+        auth_token: Secret,
+    },
+    SecretsManager {
+        secret_id: String,
+    },
+}
+
+/// Twilio settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioConfig {
+    pub credentials: TwilioCredentials,
+    /// `TELEPIPE_TWILIO_FROM` (required): sending number (E.164) or Messaging Service SID (`MG...`).
+    pub from: String,
+    /// `TELEPIPE_TWILIO_API_BASE` (default `https://api.twilio.com`): tests point it at a stand-in.
+    pub api_base: String,
+}
+
+impl TwilioConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let credentials = match env.optional("TELEPIPE_TWILIO_SECRET_ARN") {
+            Some(secret_id) => TwilioCredentials::SecretsManager { secret_id },
+            None => TwilioCredentials::Env {
+                account_sid: env.required("TELEPIPE_TWILIO_ACCOUNT_SID")?,
+                auth_token: Secret(env.required("TELEPIPE_TWILIO_AUTH_TOKEN")?),
+            },
+        };
+        Ok(Self {
+            credentials,
+            from: env.required("TELEPIPE_TWILIO_FROM")?,
+            api_base: env
+                .or("TELEPIPE_TWILIO_API_BASE", "https://api.twilio.com")
+                .trim_end_matches('/')
+                .to_owned(),
         })
     }
 }

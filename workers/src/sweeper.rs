@@ -360,6 +360,7 @@ where
                 .publish(&OutgoingEvent::from_event(&event))
                 .await
                 .context(context)?;
+            crate::metrics::count(&[("Stage", "transcribe")], "TranscriptionFailed", 1);
             let stored_reason = if transient && !can_retry {
                 format!("retries_exhausted:{code}")
             } else {
@@ -486,6 +487,7 @@ where
         .publish(&OutgoingEvent::from_event(&event))
         .await
         .context(context)?;
+    crate::metrics::count(&[("Stage", recording.state.as_str())], "Stalled", 1);
     record_for_stage(ports.status, &mark).await?;
     warn!(
         minutes_stuck = event.minutes_stuck,

@@ -22,12 +22,12 @@ pub use dynamodb::{DynamoIntentLedger, DynamoSessionStore};
 pub use eventbridge::EventBridgePublisher;
 pub use notify::{Channels, SesEmail, SmsSender, SnsSms, SqsNotifications};
 pub use s3::S3Store;
-pub use scheduler::{EventBridgeScheduler, SchedulerConfig};
+pub use scheduler::EventBridgeScheduler;
 pub use sender::SqsSender;
 pub use sqs::SqsQueue;
 pub use status_table::{DynamoStatus, BY_STATE_INDEX, OPEN_BY_STATE_INDEX};
 pub use transcribe::TranscribeMedical;
-pub use twilio::{TwilioConfig, TwilioSms};
+pub use twilio::TwilioSms;
 
 use crate::error::{PortError, PortErrorKind};
 use aws_config::BehaviorVersion;

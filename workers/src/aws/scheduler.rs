@@ -2,7 +2,7 @@
 //! their payload to an SQS queue once and delete themselves.
 
 use super::{classify, AwsContext};
-use crate::config::{ConfigError, Env};
+use crate::config::SchedulerConfig;
 use crate::error::PortError;
 use crate::error::PortErrorKind;
 use crate::ports::{OneTimeSchedule, ScheduleCreated, ScheduleTarget, Scheduler};
@@ -12,33 +12,6 @@ use aws_sdk_scheduler::types::{
     RetryPolicy, Target,
 };
 use aws_sdk_scheduler::Client;
-
-/// Where schedules live and deliver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchedulerConfig {
-    /// `TELEPIPE_SCHEDULE_GROUP` (required): the schedule group of this deployment.
-    pub group: String,
-    /// `TELEPIPE_SCHEDULER_ROLE_ARN` (required): the role Scheduler assumes to send to the queues.
-    pub role_arn: String,
-    /// `TELEPIPE_NOTIFICATIONS_QUEUE_ARN` (required).
-    pub notifications_queue_arn: String,
-    /// `TELEPIPE_SESSIONS_QUEUE_ARN` (required): recording checks come back here.
-    pub sessions_queue_arn: String,
-    /// `TELEPIPE_SCHEDULER_DLQ_ARN` (required): deliveries Scheduler gives up on.
-    pub dead_letter_arn: String,
-}
-
-impl SchedulerConfig {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            group: env.required("TELEPIPE_SCHEDULE_GROUP")?,
-            role_arn: env.required("TELEPIPE_SCHEDULER_ROLE_ARN")?,
-            notifications_queue_arn: env.required("TELEPIPE_NOTIFICATIONS_QUEUE_ARN")?,
-            sessions_queue_arn: env.required("TELEPIPE_SESSIONS_QUEUE_ARN")?,
-            dead_letter_arn: env.required("TELEPIPE_SCHEDULER_DLQ_ARN")?,
-        })
-    }
-}
 
 #[derive(Clone)]
 pub struct EventBridgeScheduler {

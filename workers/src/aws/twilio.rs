@@ -11,7 +11,7 @@
 //! Twilio's code kept as `twilio:{code}`.
 
 use super::AwsContext;
-use crate::config::{ConfigError, Env};
+use crate::config::{Secret, TwilioConfig, TwilioCredentials};
 use crate::error::{PortError, PortErrorKind};
 use crate::ports::{MessageSender, OutboundMessage, SendReceipt};
 use base64::Engine;
@@ -19,60 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use std::fmt;
 use std::time::Duration;
-
-/// A credential that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
-
-/// Where the Twilio credentials come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TwilioCredentials {
-    Env {
-        account_sid: String,
-        auth_token: Secret,
-    },
-    SecretsManager {
-        secret_id: String,
-    },
-}
-
-/// Twilio settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TwilioConfig {
-    pub credentials: TwilioCredentials,
-    /// `TELEPIPE_TWILIO_FROM` (required): sending number (E.164) or Messaging Service SID (`MG...`).
-    pub from: String,
-    /// `TELEPIPE_TWILIO_API_BASE` (default `https://api.twilio.com`): tests point it at a stand-in.
-    pub api_base: String,
-}
-
-impl TwilioConfig {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let credentials = match env.optional("TELEPIPE_TWILIO_SECRET_ARN") {
-            Some(secret_id) => TwilioCredentials::SecretsManager { secret_id },
-            None => TwilioCredentials::Env {
-                account_sid: env.required("TELEPIPE_TWILIO_ACCOUNT_SID")?,
-                auth_token: Secret(env.required("TELEPIPE_TWILIO_AUTH_TOKEN")?),
-            },
-        };
-        Ok(Self {
-            credentials,
-            from: env.required("TELEPIPE_TWILIO_FROM")?,
-            api_base: env
-                .or("TELEPIPE_TWILIO_API_BASE", "https://api.twilio.com")
-                .trim_end_matches('/')
-                .to_owned(),
-        })
-    }
-}
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -108,7 +55,7 @@ impl TwilioSms {
             TwilioCredentials::Env {
                 account_sid,
                 auth_token,
-            } => (account_sid, auth_token.0),
+            } => (account_sid, auth_token.expose().to_owned()),
             TwilioCredentials::SecretsManager { secret_id } => {
                 let client = aws_sdk_secretsmanager::Client::new(&context.sdk);
                 let output = client
@@ -153,7 +100,7 @@ impl TwilioSms {
         Ok(Self {
             client,
             account_sid: account_sid.to_owned(),
-            authorization: Secret(format!("Basic {basic}")),
+            authorization: Secret::new(format!("Basic {basic}")),
             from: from.to_owned(),
             api_base: api_base.trim_end_matches('/').to_owned(),
             timeout: Duration::from_secs(15),
@@ -192,7 +139,7 @@ impl MessageSender for TwilioSms {
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.api_base, self.account_sid
         ))
-        .header("authorization", &self.authorization.0)
+        .header("authorization", self.authorization.expose())
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept", "application/json")
         .body(Full::new(Bytes::from(form)))
@@ -238,6 +185,7 @@ impl MessageSender for TwilioSms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Env;
 
     #[test]
     fn statuses_sort_into_retryable_and_permanent() {

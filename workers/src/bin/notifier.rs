@@ -4,9 +4,11 @@
 
 use telepipe_workers::aws::{
     AwsContext, Channels, DynamoIntentLedger, DynamoSessionStore, EventBridgePublisher, SesEmail,
-    SmsSender, SnsSms, SqsQueue, TwilioConfig, TwilioSms,
+    SmsSender, SnsSms, SqsQueue, TwilioSms,
 };
-use telepipe_workers::config::{ConsumerConfig, Env, EventsConfig, NotifierConfig, SmsProvider};
+use telepipe_workers::config::{
+    ConsumerConfig, Env, EventsConfig, NotifierAwsConfig, NotifierConfig, SmsProvider, TwilioConfig,
+};
 use telepipe_workers::lambda::{config_or_exit, serve_sqs};
 use telepipe_workers::notifier::{handle_message, NotifierPorts, STAGE};
 use telepipe_workers::telemetry::init_json_logging;
@@ -15,17 +17,18 @@ use telepipe_workers::telemetry::init_json_logging;
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_json_logging();
     let env = Env::process();
+    config_or_exit(telepipe_workers::metrics::install_from_env(&env));
     let config = config_or_exit(NotifierConfig::from_env(&env));
     let consumer = config_or_exit(ConsumerConfig::from_env(&env));
     let events_config = config_or_exit(EventsConfig::from_env(&env));
-    let table = config_or_exit(env.required("TELEPIPE_SESSIONS_TABLE"));
+    let deployed = config_or_exit(NotifierAwsConfig::from_env(&env));
+    let table = deployed.table.clone();
 
     let aws = AwsContext::load().await;
     let sms = match config.sms_provider {
-        SmsProvider::Sns => SmsSender::Sns(SnsSms::new(
-            &aws,
-            env.optional("TELEPIPE_SNS_ORIGINATION_NUMBER"),
-        )),
+        SmsProvider::Sns => {
+            SmsSender::Sns(SnsSms::new(&aws, deployed.sns_origination_number.clone()))
+        }
         SmsProvider::Twilio => {
             let twilio = config_or_exit(TwilioConfig::from_env(&env));
             match TwilioSms::new(&aws, twilio).await {
@@ -37,9 +40,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             }
         }
     };
-    let email = env
-        .optional("TELEPIPE_EMAIL_FROM")
-        .map(|from| SesEmail::new(&aws, from, env.optional("TELEPIPE_SES_CONFIGURATION_SET")));
+    let email = deployed
+        .email_from
+        .clone()
+        .map(|from| SesEmail::new(&aws, from, deployed.ses_configuration_set.clone()));
     let sender = Channels { sms, email };
     let store = DynamoSessionStore::new(&aws, table.clone());
     let ledger = DynamoIntentLedger::new(&aws, table, config.idempotency_window);

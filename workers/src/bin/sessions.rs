@@ -4,10 +4,12 @@
 #![recursion_limit = "256"]
 
 use telepipe_workers::aws::{
-    AwsContext, DynamoSessionStore, EventBridgePublisher, EventBridgeScheduler, SchedulerConfig,
-    SqsNotifications, SqsQueue,
+    AwsContext, DynamoSessionStore, EventBridgePublisher, EventBridgeScheduler, SqsNotifications,
+    SqsQueue,
 };
-use telepipe_workers::config::{ConsumerConfig, Env, EventsConfig, SessionsConfig};
+use telepipe_workers::config::{
+    ConsumerConfig, Env, EventsConfig, SchedulerConfig, SessionsAwsConfig, SessionsConfig,
+};
 use telepipe_workers::lambda::{config_or_exit, serve_sqs};
 use telepipe_workers::sessions::{handle_message, SessionsPorts, STAGE};
 use telepipe_workers::telemetry::init_json_logging;
@@ -16,17 +18,17 @@ use telepipe_workers::telemetry::init_json_logging;
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_json_logging();
     let env = Env::process();
+    config_or_exit(telepipe_workers::metrics::install_from_env(&env));
     let config = config_or_exit(SessionsConfig::from_env(&env));
     let consumer = config_or_exit(ConsumerConfig::from_env(&env));
     let events_config = config_or_exit(EventsConfig::from_env(&env));
     let scheduler_config = config_or_exit(SchedulerConfig::from_env(&env));
-    let table = config_or_exit(env.required("TELEPIPE_SESSIONS_TABLE"));
-    let notifications_url = config_or_exit(env.required("TELEPIPE_NOTIFICATIONS_QUEUE_URL"));
+    let deployed = config_or_exit(SessionsAwsConfig::from_env(&env));
 
     let aws = AwsContext::load().await;
-    let store = DynamoSessionStore::new(&aws, table);
+    let store = DynamoSessionStore::new(&aws, deployed.table);
     let scheduler = EventBridgeScheduler::new(&aws, scheduler_config);
-    let notifications = SqsNotifications::new(&aws, notifications_url);
+    let notifications = SqsNotifications::new(&aws, deployed.notifications_queue_url);
     let events = EventBridgePublisher::new(&aws, events_config);
     let queue = SqsQueue::new(&aws, consumer.queue_url.clone(), consumer.dlq_url.clone());
     let ports = SessionsPorts {

@@ -18,6 +18,7 @@ use telepipe_workers::telemetry::init_json_logging;
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_json_logging();
     let env = Env::process();
+    config_or_exit(telepipe_workers::metrics::install_from_env(&env));
     let config = config_or_exit(SweeperConfig::from_env(&env));
     let events_config = config_or_exit(EventsConfig::from_env(&env));
     let status_config = config_or_exit(StatusConfig::from_env(&env));

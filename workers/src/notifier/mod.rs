@@ -158,6 +158,7 @@ where
                 &failed_event(&reference, "outcome_unknown", ErrorClass::Permanent),
             )
             .await?;
+            crate::metrics::notification(request.channel.as_str(), "outcome_unknown");
             return Ok(NotifyOutcome::OutcomeUnknown);
         }
     }
@@ -176,6 +177,7 @@ where
                 .await
                 .context(context)?;
             publish(ports, &sent_event(&reference, receipt.provider)).await?;
+            crate::metrics::notification(request.channel.as_str(), "sent");
             info!(
                 kind = request.kind.as_str(),
                 channel = request.channel.as_str(),
@@ -313,6 +315,7 @@ async fn skip<St, L, S, P: EventPublisher>(
         kind = reference.kind.as_str(),
         "notification skipped"
     );
+    crate::metrics::notification(reference.channel.as_str(), "skipped");
     let event = NotificationSkipped {
         schema_version: schema_version(),
         event_id: outcome_event_id(NotificationSkipped::DETAIL_TYPE, &reference.intent_id),
@@ -330,6 +333,7 @@ async fn fail<St, L, S, P: EventPublisher>(
     err: StageError,
 ) -> Result<NotifyOutcome, StageError> {
     publish(ports, &failed_event(reference, &err.reason, err.class)).await?;
+    crate::metrics::notification(reference.channel.as_str(), "failed");
     Err(err)
 }
 
