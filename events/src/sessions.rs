@@ -221,7 +221,7 @@ impl RecordingCheck {
 /// One message on the sessions queue, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionInput {
-    Scheduled(SessionScheduled),
+    Scheduled(Box<SessionScheduled>),
     Rescheduled(SessionRescheduled),
     Cancelled(SessionCancelled),
     WaitingRoomJoined(WaitingRoomJoined),
@@ -348,7 +348,9 @@ pub fn parse_session_message(
     } = envelope;
     let parsed = if source == sessions_source {
         match detail_type.as_str() {
-            SessionScheduled::DETAIL_TYPE => SessionInput::Scheduled(detail(&detail_type, body)?),
+            SessionScheduled::DETAIL_TYPE => {
+                SessionInput::Scheduled(Box::new(detail(&detail_type, body)?))
+            }
             SessionRescheduled::DETAIL_TYPE => {
                 SessionInput::Rescheduled(detail(&detail_type, body)?)
             }

@@ -160,7 +160,7 @@ impl MessageSender for SesEmail {
 #[derive(Clone)]
 pub enum SmsSender {
     Sns(SnsSms),
-    Twilio(TwilioSms),
+    Twilio(Box<TwilioSms>),
 }
 
 impl MessageSender for SmsSender {

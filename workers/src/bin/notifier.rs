@@ -32,7 +32,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         SmsProvider::Twilio => {
             let twilio = config_or_exit(TwilioConfig::from_env(&env));
             match TwilioSms::new(&aws, twilio).await {
-                Ok(sender) => SmsSender::Twilio(sender),
+                Ok(sender) => SmsSender::Twilio(Box::new(sender)),
                 Err(err) => {
                     tracing::error!(error = %err, "could not load the Twilio credentials");
                     return Err(err.into());

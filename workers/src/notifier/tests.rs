@@ -185,7 +185,8 @@ async fn spanish_email_with_subject() {
 
 #[tokio::test]
 async fn reminders_the_session_no_longer_wants_are_skipped_and_recorded() {
-    let cases: [(fn(&mut SessionState), SkipReason); 4] = [
+    type Change = fn(&mut SessionState);
+    let cases: [(Change, SkipReason); 4] = [
         (
             |s| s.cancelled_version = Some(3),
             SkipReason::SessionCancelled,
