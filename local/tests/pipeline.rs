@@ -4,8 +4,11 @@
 //! fault-injection run. `real_engines.rs` runs the same path with Whisper and the
 //! offline NLP data.
 
+mod common;
+
+use common::{drop_recording, fresh_dir, wav};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use telepipe_events::results::ResultsDocument;
@@ -32,32 +35,6 @@ impl SpeechToText for FakeStt {
         std::thread::sleep(self.delay);
         Ok(transcript(40 + media.len() % 50, SynthLabels::Speakers).into_bytes())
     }
-}
-
-fn wav(extra: usize) -> Vec<u8> {
-    let mut bytes = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
-    bytes.extend([
-        16, 0, 0, 0, 1, 0, 1, 0, 0x80, 0x3E, 0, 0, 0, 0x7D, 0, 0, 2, 0, 16, 0,
-    ]);
-    bytes.extend(b"data\x00\x00\x00\x00");
-    bytes.extend(vec![0u8; 100 + extra]);
-    bytes
-}
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "telepipe-local-{name}-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn drop_recording(dir: &Path, session: &str, file: &str, bytes: &[u8]) {
-    let folder = dir.join("buckets/recordings/recordings").join(session);
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::write(folder.join(file), bytes).unwrap();
 }
 
 fn results(dir: &Path) -> BTreeMap<String, ResultsDocument> {

@@ -2,6 +2,9 @@
 //! SQLite state, SQLite timers and the outbox directory, driven the way a user drives
 //! them by hand (`telepipe events put`, `telepipe timers --fire`, `telepipe run`).
 
+mod common;
+
+use common::{drop_recording, fresh_dir, wav};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -18,16 +21,6 @@ impl SpeechToText for FakeStt {
     fn transcribe(&self, _media: &[u8], _format: &str, _job: &str) -> Result<Vec<u8>, SttError> {
         Ok(transcript(20, SynthLabels::Speakers).into_bytes())
     }
-}
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "telepipe-sessions-{name}-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn open(dir: &Path) -> Pipeline<KeywordNlp, FakeStt> {
@@ -181,15 +174,7 @@ async fn a_session_that_ends_without_its_recording_is_reported_and_one_with_it_i
     settle(&pipeline).await;
     // One session's recording is uploaded: intake publishes Transcription Started, which
     // the recording-arrivals rule routes back to the sessions worker.
-    let folder = dir.join("buckets/recordings/recordings/visit-recorded");
-    std::fs::create_dir_all(&folder).unwrap();
-    let mut wav = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
-    wav.extend([
-        16, 0, 0, 0, 1, 0, 1, 0, 0x80, 0x3E, 0, 0, 0, 0x7D, 0, 0, 2, 0, 16, 0,
-    ]);
-    wav.extend(b"data\x00\x00\x00\x00");
-    wav.extend(vec![0u8; 200]);
-    std::fs::write(folder.join("call.wav"), &wav).unwrap();
+    drop_recording(&dir, "visit-recorded", "call.wav", &wav(100));
     settle(&pipeline).await;
     for session in ["visit-silent", "visit-recorded"] {
         let ended = envelope(

@@ -2,7 +2,9 @@
 //! engine: every stage's transitions land in SQLite, and a transcription that fails
 //! transiently is retried by the sweeper under `{job}-a2` and finishes.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{drop_recording, fresh_dir, wav};
 use std::sync::Arc;
 use std::time::Duration;
 use telepipe_local::runtime::Pipeline;
@@ -29,36 +31,10 @@ impl SpeechToText for FirstAttemptFails {
     }
 }
 
-fn wav() -> Vec<u8> {
-    let mut bytes = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
-    bytes.extend([
-        16, 0, 0, 0, 1, 0, 1, 0, 0x80, 0x3E, 0, 0, 0, 0x7D, 0, 0, 2, 0, 16, 0,
-    ]);
-    bytes.extend(b"data\x00\x00\x00\x00");
-    bytes.extend(vec![0u8; 200]);
-    bytes
-}
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "telepipe-local-{name}-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn drop_recording(dir: &Path, session: &str, file: &str) {
-    let folder = dir.join("buckets/recordings/recordings").join(session);
-    std::fs::create_dir_all(&folder).unwrap();
-    std::fs::write(folder.join(file), wav()).unwrap();
-}
-
 #[tokio::test]
 async fn a_transient_transcription_failure_is_retried_by_the_sweeper_and_finishes() {
     let dir = fresh_dir("sweeper");
-    drop_recording(&dir, "sess-s", "Jane Doe visit.wav");
+    drop_recording(&dir, "sess-s", "Jane Doe visit.wav", &wav(100));
     let mut pipeline =
         Pipeline::open(&dir, KeywordNlp::clinical(), Arc::new(FirstAttemptFails)).unwrap();
     pipeline.intake_consumer.retry_base = Duration::ZERO;
@@ -189,7 +165,7 @@ async fn a_completed_job_whose_notification_was_lost_is_refed_once_and_extracted
         .put(
             RESULTS_BUCKET,
             "media/visit.wav",
-            wav(),
+            wav(100),
             &PutOptions::default(),
         )
         .await
