@@ -14,9 +14,11 @@ use telepipe_events::sessions::ContactChannel;
 use telepipe_tests::{create_queue, moto_context, sqs_client, unique};
 use telepipe_workers::aws::{
     AwsContext, Channels, DynamoIntentLedger, DynamoSessionStore, EventBridgePublisher,
-    EventBridgeScheduler, SchedulerConfig, SesEmail, SnsSms, SqsNotifications, TwilioSms,
+    EventBridgeScheduler, SesEmail, SnsSms, SqsNotifications, TwilioSms,
 };
-use telepipe_workers::config::{Env, EventsConfig, NotifierConfig, SessionsConfig};
+use telepipe_workers::config::{
+    Env, EventsConfig, NotifierConfig, SchedulerConfig, SessionsConfig,
+};
 use telepipe_workers::error::{ErrorClass, PortError, PortErrorKind};
 use telepipe_workers::notifier::{self, NotifierPorts, NotifyOutcome};
 use telepipe_workers::ports::{
