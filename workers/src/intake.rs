@@ -421,3 +421,84 @@ impl<P: EventPublisher, St: StatusStore> Rejection<'_, P, St> {
         }
     }
 }
+
+#[cfg(test)]
+mod reprocess_tests {
+    use super::*;
+    use crate::config::Env;
+    use crate::memory::{MemoryEvents, MemoryStatus, MemoryStore, MemoryTranscriber};
+
+    fn body(attempt: Option<u32>) -> String {
+        let mut body = serde_json::json!({"Records": [{
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "rec"}, "object": {"key": "recordings/visit-1/call.wav", "size": 44}}
+        }]});
+        if let Some(n) = attempt {
+            body["telepipe"] = serde_json::json!({ "reprocess_attempt": n });
+        }
+        body.to_string()
+    }
+
+    #[tokio::test]
+    async fn a_reprocess_marker_starts_a_new_attempt_of_the_same_recording() {
+        let store = MemoryStore::default();
+        let mut wav = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
+        wav.extend([
+            16, 0, 0, 0, 1, 0, 1, 0, 0x80, 0x3E, 0, 0, 0, 0x7D, 0, 0, 2, 0, 16, 0,
+        ]);
+        wav.extend(b"data\x00\x00\x00\x00");
+        wav.extend([0u8; 64]);
+        store.insert("rec", "recordings/visit-1/call.wav", wav);
+        let (transcriber, events, status) = (
+            MemoryTranscriber::default(),
+            MemoryEvents::default(),
+            MemoryStatus::default(),
+        );
+        let ports = IntakePorts {
+            store: &store,
+            transcriber: &transcriber,
+            events: &events,
+            status: &status,
+        };
+        let config =
+            IntakeConfig::from_env(&Env::from_pairs(&[("TELEPIPE_TRANSCRIPTS_BUCKET", "t")]))
+                .unwrap();
+        let first = handle_message(&ports, &config, &body(None)).await.unwrap();
+        let [RecordOutcome::Started { job_name: base }] = first.as_slice() else {
+            panic!("{first:?}")
+        };
+        // Re-fed as before: already started. Re-fed as attempt 2: a new job.
+        let again = handle_message(&ports, &config, &body(None)).await.unwrap();
+        assert!(matches!(again[0], RecordOutcome::AlreadyStarted { .. }));
+        let second = handle_message(&ports, &config, &body(Some(2)))
+            .await
+            .unwrap();
+        assert_eq!(
+            second,
+            vec![RecordOutcome::Started {
+                job_name: format!("{base}-a2")
+            }]
+        );
+        let redelivered = handle_message(&ports, &config, &body(Some(2)))
+            .await
+            .unwrap();
+        assert!(matches!(
+            redelivered[0],
+            RecordOutcome::AlreadyStarted { .. }
+        ));
+        let request = transcriber.jobs.lock().unwrap()[&format!("{base}-a2")].clone();
+        assert!(request.output_key.ends_with(&format!("{base}-a2.json")));
+        assert!(status
+            .all()
+            .iter()
+            .any(|t| t.recording == *base && t.attempt == 2 && t.state == State::Transcribing));
+        // Out-of-range or malformed markers are plain deliveries.
+        for text in [
+            body(Some(1)),
+            body(Some(1_000)),
+            r#"{"telepipe":{"reprocess_attempt":"2"}}"#.into(),
+        ] {
+            assert_eq!(reprocess_attempt(&text), 1);
+        }
+    }
+}
