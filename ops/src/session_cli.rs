@@ -231,3 +231,60 @@ pub async fn reprocess_with<D: SessionData>(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Parser, Subcommand};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Top,
+    }
+
+    #[derive(Subcommand)]
+    enum Top {
+        Forget(ForgetArgs),
+        Reprocess(ReprocessArgs),
+    }
+
+    fn parse(args: &[&str]) -> Result<Top, clap::Error> {
+        let mut all = vec!["telepipe"];
+        all.extend(args);
+        Cli::try_parse_from(all).map(|cli| cli.command)
+    }
+
+    #[test]
+    fn the_command_lines_parse() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let Ok(Top::Forget(forget)) =
+            parse(&["forget", "--session", "s-1", "--data-dir", "d", "--dry-run"])
+        else {
+            panic!("forget expected")
+        };
+        assert!(forget.dry_run && forget.target.data_dir.is_some() && !forget.target.aws);
+        let Ok(Top::Reprocess(reprocess)) = parse(&[
+            "reprocess",
+            "--session",
+            "s-1",
+            "--aws",
+            "--from",
+            "clinical",
+        ]) else {
+            panic!("reprocess expected")
+        };
+        assert!(matches!(reprocess.from, FromStage::Clinical) && reprocess.target.aws);
+        let Ok(Top::Reprocess(default)) = parse(&["reprocess", "--session", "s", "--aws"]) else {
+            panic!("reprocess expected")
+        };
+        assert!(matches!(default.from, FromStage::Transcription));
+        assert!(parse(&["forget", "--session", "s", "--aws", "--data-dir", "d"]).is_err());
+        assert!(
+            parse(&["forget", "--aws"]).is_err(),
+            "--session is required"
+        );
+        assert!(parse(&["reprocess", "--session", "s", "--aws", "--from", "intake"]).is_err());
+    }
+}
