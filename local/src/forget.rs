@@ -260,6 +260,7 @@ impl SessionData for LocalSessionData {
     async fn operator(&self) -> String {
         std::env::var("TELEPIPE_OPERATOR")
             .or_else(|_| std::env::var("USER"))
+            .or_else(|_| std::env::var("LOGNAME"))
             .map(|u| format!("local:{u}"))
             .unwrap_or_else(|_| "local:unknown".into())
     }

@@ -68,7 +68,33 @@ impl AwsSessionConfig {
             schedule_group: var("TELEPIPE_SCHEDULE_GROUP"),
             intake_queue_url: var("TELEPIPE_INTAKE_QUEUE_URL"),
             clinical_queue_url: var("TELEPIPE_CLINICAL_QUEUE_URL"),
-            operator: var("TELEPIPE_OPERATOR").or_else(|| var("USER")),
+            operator: var("TELEPIPE_OPERATOR")
+                .or_else(|| var("USER"))
+                .or_else(|| var("LOGNAME")),
+        }
+    }
+
+    /// `forget` touches every store: all their variables must be set before it starts.
+    pub fn require_for_forget(&self) -> Result<(), String> {
+        let missing: Vec<&str> = [
+            (&self.recordings_bucket, "TELEPIPE_RECORDINGS_BUCKET"),
+            (&self.transcripts_bucket, "TELEPIPE_TRANSCRIPTS_BUCKET"),
+            (&self.results_bucket, "TELEPIPE_RESULTS_BUCKET"),
+            (&self.status_table, "TELEPIPE_STATUS_TABLE"),
+            (&self.sessions_table, "TELEPIPE_SESSIONS_TABLE"),
+            (&self.schedule_group, "TELEPIPE_SCHEDULE_GROUP"),
+        ]
+        .iter()
+        .filter(|(value, _)| value.is_none())
+        .map(|(_, name)| *name)
+        .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "forget --aws needs {} (the deployed names; see docs/forget-and-reprocess.md); nothing was deleted",
+                missing.join(", ")
+            ))
         }
     }
 }
@@ -110,6 +136,10 @@ impl AwsSessionData {
             context,
             config,
         }
+    }
+
+    pub fn config(&self) -> &AwsSessionConfig {
+        &self.config
     }
 
     /// From `TELEPIPE_*` variables and the SDK's standard configuration.

@@ -61,8 +61,8 @@ pub struct ReprocessArgs {
     pub target: Target,
 }
 
-fn advice(error: &PortError) -> String {
-    let todo = match error.kind {
+fn todo(error: &PortError) -> &'static str {
+    match error.kind {
         PortErrorKind::AccessDenied => {
             "access denied: the caller needs the IAM actions listed in docs/forget-and-reprocess.md"
         }
@@ -71,8 +71,7 @@ fn advice(error: &PortError) -> String {
         }
         _ if error.class() == telepipe_workers::error::ErrorClass::Retryable => "retryable: try again in a moment",
         _ => "fix the request before retrying",
-    };
-    format!("{error}: {todo}")
+    }
 }
 
 fn check_session(session: &str) -> Result<(), String> {
@@ -94,6 +93,7 @@ where
             #[cfg(feature = "aws")]
             {
                 let data = crate::aws_session::AwsSessionData::from_env().await?;
+                data.config().require_for_forget()?;
                 forget_with(&data, args).await
             }
             #[cfg(not(feature = "aws"))]
@@ -170,7 +170,7 @@ pub async fn forget_with<D: SessionData>(data: &D, args: &ForgetArgs) -> Result<
             println!("session {} forgotten on {}", args.session, data.describe());
             Ok(ExitCode::SUCCESS)
         }
-        Err(failure) => Err(format!("{failure} ({})", advice(&failure.error))),
+        Err(failure) => Err(format!("{failure} ({})", todo(&failure.error))),
     }
 }
 
@@ -190,7 +190,10 @@ pub async fn reprocess_with<D: SessionData>(
                 "this session has been reprocessed too many times (attempts are numbered up to 999)"
                     .to_owned()
             } else {
-                format!("reprocess stopped: {} (re-running it is safe)", advice(&e))
+                format!(
+                    "reprocess stopped: {e}: {} (re-running it is safe: a recording re-fed twice is transcribed twice, a transcript re-fed twice rewrites the same results)",
+                    todo(&e)
+                )
             }
         })?;
     let what = match from {

@@ -218,19 +218,22 @@ pub struct ForgetFailure {
 
 impl std::fmt::Display for ForgetFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let session = self
-            .report
-            .audit
-            .as_ref()
-            .map(|a| a.session_id.as_str())
-            .unwrap_or("ID");
+        let Some(audit) = &self.report.audit else {
+            return write!(
+                f,
+                "forget did not start, nothing was deleted: {}",
+                self.error
+            );
+        };
         write!(
             f,
-            "forget stopped{}: {}; what was deleted is recorded in the audit entry (state started): re-run `telepipe forget --session {session}` to finish",
+            "forget stopped{}: {}; what was deleted so far is in the audit entry {} (state started): re-run `telepipe forget --session {}` to finish",
             self.store
                 .map(|s| format!(" at {}", s.as_str()))
                 .unwrap_or_default(),
-            self.error
+            self.error,
+            audit.id,
+            audit.session_id
         )
     }
 }
