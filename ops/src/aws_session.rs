@@ -50,6 +50,10 @@ pub struct AwsSessionConfig {
     pub clinical_queue_url: Option<String>,
     /// `TELEPIPE_OPERATOR`: who runs the command, for the audit entry (default `$USER`).
     pub operator: Option<String>,
+    /// `TELEPIPE_FORGET_SCAN_SCHEDULES` (default false): also look at every `tp-*`
+    /// schedule of the group (one `GetSchedule` each) for targets naming the session, not
+    /// only the ones its state lists.
+    pub scan_schedules: bool,
 }
 
 impl AwsSessionConfig {
@@ -71,6 +75,8 @@ impl AwsSessionConfig {
             operator: var("TELEPIPE_OPERATOR")
                 .or_else(|| var("USER"))
                 .or_else(|| var("LOGNAME")),
+            scan_schedules: var("TELEPIPE_FORGET_SCAN_SCHEDULES")
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
         }
     }
 
@@ -255,6 +261,66 @@ impl AwsSessionData {
             .collect()
     }
 
+    /// Names of the group's `tp-*` schedules whose target input is about the session.
+    async fn scan_schedules(
+        &self,
+        group: &str,
+        session_id: &str,
+    ) -> Result<Vec<String>, PortError> {
+        let mut candidates = Vec::new();
+        let mut token = None;
+        loop {
+            let output = self
+                .scheduler
+                .list_schedules()
+                .group_name(group)
+                .name_prefix("tp-")
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| classify(&e, "scheduler", "ListSchedules"))?;
+            candidates.extend(
+                output
+                    .schedules()
+                    .iter()
+                    .filter_map(|s| s.name().map(str::to_owned)),
+            );
+            match output.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        let mut found = Vec::new();
+        for name in candidates {
+            let schedule = match self
+                .scheduler
+                .get_schedule()
+                .group_name(group)
+                .name(&name)
+                .send()
+                .await
+            {
+                Ok(schedule) => schedule,
+                Err(err) => {
+                    let err = classify(&err, "scheduler", "GetSchedule");
+                    // Spent meanwhile (ActionAfterCompletion=DELETE): nothing to do.
+                    if err.kind == PortErrorKind::NotFound {
+                        continue;
+                    }
+                    return Err(err);
+                }
+            };
+            let input = schedule.target().and_then(|t| t.input()).unwrap_or("");
+            if crate::message::session_ids(input)
+                .iter()
+                .any(|s| s == session_id)
+            {
+                found.push(name);
+            }
+        }
+        Ok(found)
+    }
+
     async fn state(&self, session_id: &str) -> Result<Option<SessionState>, PortError> {
         let table = need(&self.config.sessions_table, "TELEPIPE_SESSIONS_TABLE")?;
         let output = self
@@ -295,11 +361,18 @@ impl SessionData for AwsSessionData {
         match store {
             Store::Schedules => {
                 let group = need(&c.schedule_group, "TELEPIPE_SCHEDULE_GROUP")?;
-                let Some(state) = self.state(session_id).await? else {
-                    return Ok(Vec::new());
-                };
-                let mut names: Vec<String> = state.schedules.keys().cloned().collect();
-                names.extend(state.recording_check.clone());
+                let mut names: Vec<String> = Vec::new();
+                if let Some(state) = self.state(session_id).await? {
+                    names.extend(state.schedules.keys().cloned());
+                    names.extend(state.recording_check.clone());
+                }
+                if c.scan_schedules {
+                    for name in self.scan_schedules(group, session_id).await? {
+                        if !names.contains(&name) {
+                            names.push(name);
+                        }
+                    }
+                }
                 let mut items = Vec::new();
                 for name in names {
                     let found = self

@@ -100,6 +100,7 @@ async fn deployment() -> Deployment {
         intake_queue_url: Some(intake_url),
         clinical_queue_url: Some(clinical_url),
         operator: Some("tester".into()),
+        scan_schedules: false,
     };
     let deployment = Deployment {
         context,
@@ -184,10 +185,15 @@ impl Deployment {
                 .await
                 .unwrap();
         }
+        self.schedule(&check, session).await;
+    }
+
+    /// A one-time schedule whose target input names the session, as the sessions stage makes them.
+    async fn schedule(&self, name: &str, session: &str) {
         self.scheduler
             .create_schedule()
-            .group_name(c.schedule_group.as_deref().unwrap())
-            .name(&check)
+            .group_name(self.config.schedule_group.as_deref().unwrap())
+            .name(name)
             .schedule_expression("at(2030-01-01T00:00:00)")
             .flexible_time_window(
                 aws_sdk_scheduler::types::FlexibleTimeWindow::builder()
@@ -199,7 +205,9 @@ impl Deployment {
                 aws_sdk_scheduler::types::Target::builder()
                     .arn("arn:aws:sqs:us-east-1:123456789012:sessions")
                     .role_arn("arn:aws:iam::123456789012:role/scheduler")
-                    .input(format!("{{\"session_id\":\"{session}\"}}"))
+                    .input(format!(
+                        "{{\"kind\":\"recording_check\",\"schema_version\":1,\"session_id\":\"{session}\"}}"
+                    ))
                     .build()
                     .unwrap(),
             )
@@ -353,4 +361,42 @@ async fn reprocess_sends_notifications_to_the_stage_queues() {
     )
     .await;
     assert_eq!(messages.len(), 1);
+}
+
+#[tokio::test]
+async fn a_schedule_scan_finds_schedules_the_state_no_longer_lists() {
+    let mut d = deployment().await;
+    d.schedule("tp-r-orphan-a", "visit-a").await;
+    d.schedule("tp-r-orphan-b", "visit-b").await;
+    assert_eq!(
+        d.data()
+            .inventory("visit-a", Store::Schedules)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "without the scan only the state's schedules are seen"
+    );
+    d.config.scan_schedules = true;
+    let data = d.data();
+    let found = data.inventory("visit-a", Store::Schedules).await.unwrap();
+    assert_eq!(found.len(), 2, "{found:?}");
+    forget(&data, "visit-a", false).await.unwrap();
+    let left: Vec<String> = d
+        .scheduler
+        .list_schedules()
+        .group_name(d.config.schedule_group.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .schedules()
+        .iter()
+        .filter_map(|s| s.name().map(str::to_owned))
+        .collect();
+    let mut left = left;
+    left.sort();
+    assert_eq!(
+        left,
+        vec!["tp-c-visit-b".to_owned(), "tp-r-orphan-b".to_owned()]
+    );
 }
