@@ -271,6 +271,11 @@ async fn forgetting_a_session_empties_every_store_for_it_and_only_for_it() {
     assert_eq!(footprint(&dir, &pipeline, "visit-a"), before_a);
     assert_eq!(audit_rows(&pipeline), 0);
 
+    // A reminder still in flight when the session is forgotten (on SQS it cannot be deleted).
+    let in_flight = pipeline.scheduler.list(Some("visit-a")).unwrap()[0]
+        .payload
+        .clone();
+
     let report = forget(&data, "visit-a", false).await.unwrap();
     let after_a = footprint(&dir, &pipeline, "visit-a");
     assert!(after_a.values().all(|n| *n == 0), "{after_a:?}");
@@ -293,6 +298,39 @@ async fn forgetting_a_session_empties_every_store_for_it_and_only_for_it() {
     for phi in ["Maria", "recordings/", "+34600111222", "medica@", "Salud"] {
         assert!(!text.contains(phi), "{phi} in {text}");
     }
+
+    // The notifier skips the in-flight reminder as unknown_session: nothing sent, no
+    // intent or state re-created; only the Notification Skipped event (ids only).
+    let outbox_before = files_under(&dir.join("outbox"));
+    pipeline
+        .queues
+        .send("notifications", &in_flight, &BTreeMap::new(), 0)
+        .unwrap();
+    pipeline.run_until_idle(|_| {}).await.unwrap();
+    assert_eq!(files_under(&dir.join("outbox")), outbox_before);
+    let after = footprint(&dir, &pipeline, "visit-a");
+    assert_eq!(
+        (after["intents"], after["sessions"], after["messages"]),
+        (0, 0, 0)
+    );
+    let skipped: Vec<String> = {
+        let db = pipeline.db.lock();
+        let mut statement = db
+            .prepare("SELECT envelope FROM events WHERE session_id = 'visit-a'")
+            .unwrap();
+        statement
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0].contains("Notification Skipped") && skipped[0].contains("unknown_session"));
+    pipeline
+        .db
+        .lock()
+        .execute("DELETE FROM events WHERE session_id = 'visit-a'", [])
+        .unwrap();
 
     // Forgetting again finds nothing and still leaves its own audit entry.
     let again = forget(&data, "visit-a", false).await.unwrap();
