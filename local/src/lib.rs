@@ -5,12 +5,14 @@
 //! notifications (`store`), durable SQLite queues (`queue`), an EventBridge-compatible
 //! bus (`bus`, `pattern`), a local transcriber running Whisper (`transcriber`) and an
 //! offline clinical NLP engine (`nlp`), the per-recording status store (`status_store`)
-//! — and `runtime`, which drives them and the sweeper.
+//! — and `runtime`, which drives them and the sweeper. `dlq` and `forget` adapt the data
+//! directory to the operator tooling's ports (`telepipe dlq`, `forget`, `reprocess`).
 
 pub mod bus;
 pub mod db;
 pub mod dlq;
 pub mod faults;
+pub mod forget;
 pub mod nlp;
 pub mod pattern;
 pub mod queue;

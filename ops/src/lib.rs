@@ -1,4 +1,5 @@
-//! Operator tooling for dead letters (`telepipe dlq list|peek|replay`).
+//! Operator tooling: dead letters (`telepipe dlq list|peek|replay`) and a session's data
+//! (`telepipe forget`, `telepipe reprocess`).
 //!
 //! - `port`: the narrow `DlqAdmin` port the tooling needs from a queue service;
 //! - `message`: what a dead letter says about itself, PHI-free body summaries, filters;
@@ -6,13 +7,20 @@
 //! - `replay`: the replay algorithm, one async function over the port;
 //! - `memory`: in-memory adapter and fault injection for tests; `sqs`: Amazon SQS
 //!   (feature `aws`); the local runtime's adapter lives in `telepipe_local::dlq`;
-//! - `cli`: the clap arguments and handlers the `telepipe` binary mounts.
+//! - `cli`: the clap arguments and handlers the `telepipe` binary mounts;
+//! - `session_data`: `telepipe forget` / `reprocess` over the `SessionData` port;
+//!   `session_cli` their clap arguments; `aws_session` the AWS adapter (feature `aws`),
+//!   the local one is `telepipe_local::forget`.
 
+#[cfg(feature = "aws")]
+pub mod aws_session;
 pub mod cli;
 pub mod journal;
 pub mod memory;
 pub mod message;
 pub mod port;
 pub mod replay;
+pub mod session_cli;
+pub mod session_data;
 #[cfg(feature = "aws")]
 pub mod sqs;

@@ -5,6 +5,12 @@
 //! Idempotent: the job name is derived from the object version, so a redelivered
 //! notification finds the job already started and only republishes the same event.
 //!
+//! Reprocess (`telepipe reprocess --from transcription`): a notification body carrying
+//! `"telepipe": {"reprocess_attempt": n}` (n ≥ 2) next to `Records` runs the recording as
+//! attempt `n`, job `{base}-a{n}` (the sweeper's retry naming), so a re-fed recording is
+//! really transcribed again instead of answering `AlreadyExists`; still idempotent per
+//! message (a redelivery finds job `{base}-a{n}` started).
+//!
 //! Status (`crate::status`): records `received` and `transcribing` under the job name,
 //! `received` and `rejected` under the object reference for a refused upload, and
 //! `failed` for any other permanent failure; a status write failure is retryable.
@@ -17,7 +23,10 @@ use crate::ports::{
     EventPublisher, JobStart, MedicalJobRequest, ObjectStore, OutgoingEvent, Transcriber,
 };
 use crate::records::for_each_record;
-use crate::status::{now_ms, record_for_stage, State, StatusStore, Transition, NO_SESSION};
+use crate::status::{
+    attempt_job_name, now_ms, record_for_stage, split_attempt, State, StatusStore, Transition,
+    NO_SESSION,
+};
 use crate::telemetry;
 use telepipe_events::ids::{self, SessionId};
 use telepipe_events::pipeline::{
@@ -66,11 +75,25 @@ where
     P: EventPublisher,
     St: StatusStore,
 {
+    let attempt = reprocess_attempt(body);
     for_each_record(body, async |record: &S3Record| {
-        handle_record(ports, config, record).await
+        handle_record(ports, config, record, attempt).await
     })
     .await
 }
+
+/// The attempt a reprocess notification asks for (see the module docs); 1 otherwise.
+pub fn reprocess_attempt(body: &str) -> u32 {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["telepipe"]["reprocess_attempt"].as_u64())
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (2..=MAX_REPROCESS_ATTEMPT).contains(n))
+        .unwrap_or(1)
+}
+
+/// Attempts above this are ignored (correlation ids follow attempts of up to 3 digits).
+pub const MAX_REPROCESS_ATTEMPT: u32 = 999;
 
 /// What is known of a recording so far, for its status: a refusal before a job name
 /// exists is recorded under the object reference, everything after under the job name.
@@ -102,6 +125,7 @@ async fn handle_record<S, T, P, St>(
     ports: &IntakePorts<'_, S, T, P, St>,
     config: &IntakeConfig,
     record: &S3Record,
+    attempt: u32,
 ) -> Result<RecordOutcome, StageError>
 where
     S: ObjectStore,
@@ -110,7 +134,7 @@ where
     St: StatusStore,
 {
     let mut progress = Progress::default();
-    let result = process_record(ports, config, record, &mut progress).await;
+    let result = process_record(ports, config, record, attempt, &mut progress).await;
     match &result {
         Err(err) if !err.is_retryable() && !is_rejection(&err.reason) => {
             // A permanent failure that is not a rejection (e.g. Transcribe refused the
@@ -118,9 +142,11 @@ where
             if let Some(object_ref) = &progress.object_ref {
                 let session = progress.session_id.as_deref().unwrap_or(NO_SESSION);
                 let recording = progress.job_name.as_deref().unwrap_or(object_ref);
-                let mut failed = Transition::new(session, recording, 1, State::Failed, now_ms())
-                    .object(object_ref)
-                    .failure(err.class.as_str(), &err.reason);
+                let (recording, attempt) = split_attempt(recording);
+                let mut failed =
+                    Transition::new(session, recording, attempt, State::Failed, now_ms())
+                        .object(object_ref)
+                        .failure(err.class.as_str(), &err.reason);
                 failed.job_name = progress.job_name.clone();
                 record_for_stage(ports.status, &failed).await?;
             }
@@ -134,6 +160,7 @@ async fn process_record<S, T, P, St>(
     ports: &IntakePorts<'_, S, T, P, St>,
     config: &IntakeConfig,
     record: &S3Record,
+    attempt: u32,
     progress: &mut Progress,
 ) -> Result<RecordOutcome, StageError>
 where
@@ -267,16 +294,17 @@ where
         return Err(rejection.reject(RejectReason::FormatMismatch, &why).await);
     }
 
-    let job_name = ids::job_name(&session, bucket, key, object_version);
+    let base_job_name = ids::job_name(&session, bucket, key, object_version);
+    let job_name = attempt_job_name(&base_job_name, attempt);
     span.record("job_name", job_name.as_str());
     debug_assert_eq!(
-        telemetry::correlation_id_of_job(&job_name),
+        telemetry::correlation_id_of_job(&base_job_name),
         Some(correlation_id.as_str())
     );
     progress.job_name = Some(job_name.clone());
     let object_ref = rejection.recording.object_ref.clone();
     let transition = |state| {
-        Transition::new(session.as_str(), &job_name, 1, state, now_ms())
+        Transition::new(session.as_str(), &base_job_name, attempt, state, now_ms())
             .job(&job_name)
             .object(&object_ref)
     };
@@ -390,6 +418,87 @@ impl<P: EventPublisher, St: StatusStore> Rejection<'_, P, St> {
             Ok(()) => StageError::permanent(reason.as_str(), context),
             // The rejection must be announced before the message is parked: retry it.
             Err(err) => StageError::from_port(err, context),
+        }
+    }
+}
+
+#[cfg(test)]
+mod reprocess_tests {
+    use super::*;
+    use crate::config::Env;
+    use crate::memory::{MemoryEvents, MemoryStatus, MemoryStore, MemoryTranscriber};
+
+    fn body(attempt: Option<u32>) -> String {
+        let mut body = serde_json::json!({"Records": [{
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "rec"}, "object": {"key": "recordings/visit-1/call.wav", "size": 44}}
+        }]});
+        if let Some(n) = attempt {
+            body["telepipe"] = serde_json::json!({ "reprocess_attempt": n });
+        }
+        body.to_string()
+    }
+
+    #[tokio::test]
+    async fn a_reprocess_marker_starts_a_new_attempt_of_the_same_recording() {
+        let store = MemoryStore::default();
+        let mut wav = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
+        wav.extend([
+            16, 0, 0, 0, 1, 0, 1, 0, 0x80, 0x3E, 0, 0, 0, 0x7D, 0, 0, 2, 0, 16, 0,
+        ]);
+        wav.extend(b"data\x00\x00\x00\x00");
+        wav.extend([0u8; 64]);
+        store.insert("rec", "recordings/visit-1/call.wav", wav);
+        let (transcriber, events, status) = (
+            MemoryTranscriber::default(),
+            MemoryEvents::default(),
+            MemoryStatus::default(),
+        );
+        let ports = IntakePorts {
+            store: &store,
+            transcriber: &transcriber,
+            events: &events,
+            status: &status,
+        };
+        let config =
+            IntakeConfig::from_env(&Env::from_pairs(&[("TELEPIPE_TRANSCRIPTS_BUCKET", "t")]))
+                .unwrap();
+        let first = handle_message(&ports, &config, &body(None)).await.unwrap();
+        let [RecordOutcome::Started { job_name: base }] = first.as_slice() else {
+            panic!("{first:?}")
+        };
+        // Re-fed as before: already started. Re-fed as attempt 2: a new job.
+        let again = handle_message(&ports, &config, &body(None)).await.unwrap();
+        assert!(matches!(again[0], RecordOutcome::AlreadyStarted { .. }));
+        let second = handle_message(&ports, &config, &body(Some(2)))
+            .await
+            .unwrap();
+        assert_eq!(
+            second,
+            vec![RecordOutcome::Started {
+                job_name: format!("{base}-a2")
+            }]
+        );
+        let redelivered = handle_message(&ports, &config, &body(Some(2)))
+            .await
+            .unwrap();
+        assert!(matches!(
+            redelivered[0],
+            RecordOutcome::AlreadyStarted { .. }
+        ));
+        let request = transcriber.jobs.lock().unwrap()[&format!("{base}-a2")].clone();
+        assert!(request.output_key.ends_with(&format!("{base}-a2.json")));
+        assert!(status
+            .all()
+            .iter()
+            .any(|t| t.recording == *base && t.attempt == 2 && t.state == State::Transcribing));
+        // Out-of-range or malformed markers are plain deliveries.
+        for text in [
+            body(Some(1)),
+            body(Some(1_000)),
+            r#"{"telepipe":{"reprocess_attempt":"2"}}"#.into(),
+        ] {
+            assert_eq!(reprocess_attempt(&text), 1);
         }
     }
 }

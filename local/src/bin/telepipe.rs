@@ -9,6 +9,8 @@
 //! - `telepipe timers`: pending reminder and recording-check timers, `--fire` to deliver
 //!   them now instead of at their time;
 //! - `telepipe dlq list|peek|replay`: dead letters, locally or on SQS (`telepipe_ops::cli`);
+//! - `telepipe forget` / `telepipe reprocess`: delete everything kept about a session
+//!   (audited, resumable) or re-feed it from a stage (`telepipe_ops::session_cli`);
 //! - `telepipe status`: where each recording is, queue depths and dead letters; with
 //!   `--since`/`--state` (or `--aws`), per-recording timelines from the status store.
 
@@ -100,6 +102,11 @@ enum Command {
     },
     /// Dead letters: list the queues, peek at messages, replay them (--data-dir DIR or --aws).
     Dlq(telepipe_ops::cli::DlqArgs),
+    /// Delete everything kept about a session (recordings, transcripts, results, status,
+    /// state, schedules, queued messages), leaving an audit entry; resumable (--data-dir DIR or --aws).
+    Forget(telepipe_ops::session_cli::ForgetArgs),
+    /// Re-feed a session's recordings (--from transcription) or transcripts (--from clinical) to the pipeline.
+    Reprocess(telepipe_ops::session_cli::ReprocessArgs),
 }
 
 #[derive(Subcommand)]
@@ -690,6 +697,20 @@ async fn main() -> ExitCode {
         }
         Command::Dlq(args) => {
             telepipe_ops::cli::run(args, telepipe_local::dlq::LocalDlqAdmin::open).await
+        }
+        Command::Forget(args) => {
+            telepipe_ops::session_cli::run_forget(
+                args,
+                telepipe_local::forget::LocalSessionData::open,
+            )
+            .await
+        }
+        Command::Reprocess(args) => {
+            telepipe_ops::session_cli::run_reprocess(
+                args,
+                telepipe_local::forget::LocalSessionData::open,
+            )
+            .await
         }
     };
     result.unwrap_or_else(|message| {
