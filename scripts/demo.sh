@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --release --quiet -p telepipe-local --bin telepipe
+# The demo is offline: build without the AWS SDK (the operator commands' `--aws` need the
+# default features: `cargo build --release -p telepipe-local --bin telepipe`).
+cargo build --release --quiet -p telepipe-local --no-default-features --features whisper --bin telepipe
 exec target/release/telepipe demo "$@"

@@ -3,48 +3,17 @@
 //! marker, transcripts and results buckets, the status table, the sessions table (state,
 //! intents, audit items) and a schedule group, for two sessions; one is forgotten.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use telepipe_ops::aws_session::{AwsSessionConfig, AwsSessionData, AUDIT_PK};
 use telepipe_ops::session_data::{forget, reprocess, SessionData, Stage, Store};
-use telepipe_tests::{create_queue, moto_context, receive, s3_client, sqs_client, unique};
+use telepipe_tests::{
+    create_pk_sk_table, create_queue, moto_context, receive, s3_client, sqs_client, unique,
+};
 use telepipe_workers::aws::{AwsContext, DynamoStatus};
 use telepipe_workers::sessions::state::SessionState;
 use telepipe_workers::status::{State, StatusStore, Transition};
-
-async fn create_table(context: &AwsContext, name: &str) -> String {
-    let table = unique(name);
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    aws_sdk_dynamodb::Client::new(&context.sdk)
-        .create_table()
-        .table_name(&table)
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create table");
-    table
-}
 
 struct Deployment {
     context: AwsContext,
@@ -76,8 +45,8 @@ async fn deployment() -> Deployment {
         .send()
         .await
         .unwrap();
-    let status_table = create_table(&context, "status").await;
-    let sessions_table = create_table(&context, "sessions").await;
+    let status_table = create_pk_sk_table(&context, "status").await;
+    let sessions_table = create_pk_sk_table(&context, "sessions").await;
     let group = unique("telepipe");
     scheduler
         .create_schedule_group()

@@ -151,3 +151,38 @@ pub async fn receive(
     }
     messages
 }
+
+/// Creates an on-demand DynamoDB table keyed by string `pk`/`sk` (the sessions table's
+/// shape; the status table's GSIs are not needed by tests that only write and read items).
+pub async fn create_pk_sk_table(context: &AwsContext, prefix: &str) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let table = unique(prefix);
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key schema")
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute definition")
+    };
+    aws_sdk_dynamodb::Client::new(&context.sdk)
+        .create_table()
+        .table_name(&table)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create table");
+    table
+}

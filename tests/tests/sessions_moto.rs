@@ -2,16 +2,13 @@
 //! EventBridge Scheduler, SNS, SES v2), and the Twilio adapter against a stand-in HTTP
 //! server started by the test.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use telepipe_events::notify::{NotificationKind, NotificationRequest, Recipient};
 use telepipe_events::sessions::ContactChannel;
-use telepipe_tests::{create_queue, moto_context, sqs_client, unique};
+use telepipe_tests::{create_pk_sk_table, create_queue, moto_context, sqs_client, unique};
 use telepipe_workers::aws::{
     AwsContext, Channels, DynamoIntentLedger, DynamoSessionStore, EventBridgePublisher,
     EventBridgeScheduler, SesEmail, SnsSms, SqsNotifications, TwilioSms,
@@ -27,36 +24,6 @@ use telepipe_workers::ports::{
 use telepipe_workers::sessions::state::SessionState;
 use telepipe_workers::sessions::{self, SessionsPorts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn create_table(context: &AwsContext) -> String {
-    let table = unique("sessions");
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    aws_sdk_dynamodb::Client::new(&context.sdk)
-        .create_table()
-        .table_name(&table)
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create table");
-    table
-}
 
 fn events_config() -> EventsConfig {
     EventsConfig {
@@ -108,7 +75,7 @@ fn session_event(
 #[tokio::test]
 async fn dynamodb_state_writes_are_conditional_and_claims_are_exclusive() {
     let context = moto_context().await;
-    let table = create_table(&context).await;
+    let table = create_pk_sk_table(&context, "sessions").await;
     let store = DynamoSessionStore::new(&context, table.clone());
     let mut state = SessionState::new("s-dyn");
     assert_eq!(store.load("s-dyn").await.unwrap(), None);
@@ -165,7 +132,7 @@ struct Deployment {
 
 async fn deployment() -> Deployment {
     let context = moto_context().await;
-    let table = create_table(&context).await;
+    let table = create_pk_sk_table(&context, "sessions").await;
     let sqs = sqs_client(&context);
     let (notifications_url, notifications_arn) = create_queue(&sqs, &unique("notifications")).await;
     let (_, sessions_arn) = create_queue(&sqs, &unique("sessions")).await;
