@@ -1,8 +1,8 @@
 """Project rules for infra/template.yaml that cfn-lint and checkov do not know.
 
 Run by scripts/check-infra.sh (optional argument: another template path) with the tools venv's Python (it uses cfn-lint's YAML
-decoder, which understands the short intrinsic-function tags). Prints one summary line
-on success; on failure prints every problem and exits 1.
+decoder, which understands the short intrinsic-function tags). Prints two summary lines
+on success (rules 1-4, then rule 5); on failure prints every problem and exits 1.
 
 1. Every `Metadata: checkov: skip:` entry names a check id and gives its reason.
 2. EventBridge event patterns (rules and archives) are plain JSON: no intrinsic functions,
@@ -18,10 +18,26 @@ on success; on failure prints every problem and exits 1.
 4. Every AWS::Events::Rule's EventPattern equals the pattern declared for that resource
    in infra/event-rules.json (the single declaration the local runtime's bus also routes
    by), and every rule declared there exists in the template.
+5. Audit and access (docs/audit-and-retention.md), printed as a second summary line:
+   - AuditBucket has S3 Object Lock in COMPLIANCE mode with Days = AuditRetentionDays,
+     versioning, no lifecycle rule, and a bucket policy denying every principal the
+     deletes and retention / lifecycle changes;
+   - no IAM or bucket policy statement of the template allows s3:Delete*,
+     s3:PutObjectRetention, s3:PutBucketObjectLockConfiguration,
+     s3:BypassGovernanceRetention or s3:PutLifecycleConfiguration on the audit bucket;
+   - an AWS::Events::EventBusPolicy on the bus the platform's rule reads denies
+     events:PutEvents of source telehealth.sessions to every principal but
+     PlatformPrincipalArn;
+   - OperatorPolicy allows no delete action (s3:DeleteObject*, dynamodb:DeleteItem,
+     scheduler:DeleteSchedule, transcribe:Delete*, ...), names queues only by exact ARN
+     (Fn::GetAtt of a queue of the template) and covers every DLQ and source queue;
+   - BreakGlassRole (MFA trust) holds those delete actions, and no other principal does,
+     except the two worker grants listed in WORKER_DELETE_EXCEPTIONS.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import sys
@@ -77,6 +93,319 @@ def has_intrinsic(value: object) -> bool:
     if isinstance(value, list):
         return any(has_intrinsic(v) for v in value)
     return False
+
+
+# ----- 5. audit and access -------------------------------------------------------------
+
+# Actions that erase the audit trail or change how long it is kept.
+AUDIT_FORBIDDEN = (
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:DeleteBucket",
+    "s3:DeleteBucketPolicy",
+    "s3:PutObjectRetention",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:BypassGovernanceRetention",
+    "s3:PutLifecycleConfiguration",
+)
+# What the audit bucket policy must deny to every principal, unconditionally.
+AUDIT_DENIED = (
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:PutLifecycleConfiguration",
+    "s3:BypassGovernanceRetention",
+)
+# Actions that erase stored data (session data, jobs, schedules).
+DESTRUCTIVE = (
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLDelete",
+    "scheduler:DeleteSchedule",
+    "scheduler:DeleteScheduleGroup",
+    "transcribe:DeleteMedicalTranscriptionJob",
+    "transcribe:DeleteTranscriptionJob",
+)
+DESTRUCTIVE_PREFIXES = ("s3:deleteobject", "transcribe:delete")
+# What forget needs: the break-glass role must hold each.
+BREAK_GLASS_NEEDS = (
+    "s3:DeleteObjectVersion",
+    "dynamodb:DeleteItem",
+    "scheduler:DeleteSchedule",
+    "transcribe:DeleteMedicalTranscriptionJob",
+)
+# The only other holders of a destructive action, and why.
+WORKER_DELETE_EXCEPTIONS = {
+    ("SessionsFunction", "scheduler:DeleteSchedule"): "cancels its own reminder schedules",
+    ("NotifierFunction", "dynamodb:DeleteItem"): "releases its own notification claims",
+}
+
+
+def as_list(value: object) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def unwrap_if(value: object) -> list:
+    """Both branches of an Fn::If (statements may be conditional), else the value."""
+    if isinstance(value, dict) and list(value.keys()) == ["Fn::If"]:
+        branches = value["Fn::If"][1:]
+        return [b for branch in branches for b in unwrap_if(branch)]
+    if isinstance(value, dict) and list(value.keys()) == ["Ref"] and value["Ref"] == "AWS::NoValue":
+        return []
+    return [value]
+
+
+def policy_statements(resources: dict, problems: list[str]):
+    """(holder, statement) for every statement of every IAM and bucket policy."""
+    for name, resource in resources.items():
+        kind = resource.get("Type")
+        props = resource.get("Properties") or {}
+        documents: list[tuple[str, object]] = []
+        if kind in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+            documents.append((name, props.get("PolicyDocument")))
+        elif kind == "AWS::IAM::Role":
+            for policy in as_list(props.get("Policies")):
+                documents.append((name, (policy or {}).get("PolicyDocument")))
+        elif kind == "AWS::S3::BucketPolicy":
+            documents.append((name, props.get("PolicyDocument")))
+        elif kind == "AWS::Serverless::Function":
+            for policy in as_list(props.get("Policies")):
+                if isinstance(policy, dict) and "Statement" in policy:
+                    documents.append((name, policy))
+                elif isinstance(policy, dict):
+                    problems.append(
+                        f"{name}: SAM policy template {sorted(policy)} is not checked by the audit "
+                        "and access rules: write it as a Statement"
+                    )
+        for holder, document in documents:
+            for statement in as_list((document or {}).get("Statement")):
+                for item in unwrap_if(statement):
+                    if isinstance(item, dict):
+                        yield holder, item
+
+
+def action_granted(statement: dict, action: str) -> bool:
+    """Does the statement's Action / NotAction cover `action` (IAM wildcards)?"""
+    action = action.lower()
+    if "Action" in statement:
+        return any(fnmatch.fnmatchcase(action, str(a).lower()) for a in as_list(statement["Action"]))
+    if "NotAction" in statement:
+        return not any(fnmatch.fnmatchcase(action, str(a).lower()) for a in as_list(statement["NotAction"]))
+    return False
+
+
+def patterns(statement: dict) -> list[str]:
+    return [str(a).lower() for a in as_list(statement.get("Action"))]
+
+
+def destructive_actions(statement: dict) -> set[str]:
+    found = {a for a in DESTRUCTIVE if action_granted(statement, a)}
+    found |= {p for p in patterns(statement) if p.startswith(DESTRUCTIVE_PREFIXES)}
+    return found
+
+
+def may_touch_audit_bucket(statement: dict) -> bool:
+    """Conservative: named audit bucket, a wildcard bucket, or NotResource."""
+    if "NotResource" in statement:
+        return True
+    for resource in as_list(statement.get("Resource")):
+        text = json.dumps(resource)
+        if re.search(r'"AuditBucket"|\$\{AuditBucket[.}]|-audit-', text):
+            return True
+        if text.strip('"') == "*" or "s3:::*" in text:
+            return True
+    return False
+
+
+def is_getatt_of(resource: object, kinds: set[str], resources: dict) -> str | None:
+    if isinstance(resource, dict) and list(resource.keys()) == ["Fn::GetAtt"]:
+        target = resource["Fn::GetAtt"]
+        if isinstance(target, str):
+            target = target.split(".", 1)
+        if len(target) == 2 and target[1] == "Arn" and resources.get(target[0], {}).get("Type") in kinds:
+            return target[0]
+    return None
+
+
+def audit_and_access(template: dict, problems: list[str]) -> str | None:
+    resources = template.get("Resources", {})
+    parameters = template.get("Parameters", {})
+    before = len(problems)
+
+    # -- the audit bucket
+    bucket = resources.get("AuditBucket")
+    if not bucket or bucket.get("Type") != "AWS::S3::Bucket":
+        problems.append("AuditBucket (AWS::S3::Bucket) is missing")
+        return None
+    props = bucket.get("Properties") or {}
+    lock = props.get("ObjectLockConfiguration") or {}
+    retention = ((lock.get("Rule") or {}).get("DefaultRetention")) or {}
+    if props.get("ObjectLockEnabled") is not True or lock.get("ObjectLockEnabled") != "Enabled":
+        problems.append("AuditBucket: Object Lock must be enabled (ObjectLockEnabled + ObjectLockConfiguration)")
+    if retention.get("Mode") != "COMPLIANCE":
+        problems.append(f"AuditBucket: default retention mode must be COMPLIANCE, not {retention.get('Mode')!r}")
+    if retention.get("Days") != {"Ref": "AuditRetentionDays"} or "Years" in retention:
+        problems.append("AuditBucket: default retention must be Days: !Ref AuditRetentionDays")
+    if "AuditRetentionDays" not in parameters:
+        problems.append("parameter AuditRetentionDays is missing")
+    if ((props.get("VersioningConfiguration") or {}).get("Status")) != "Enabled":
+        problems.append("AuditBucket: versioning must be enabled (Object Lock needs it)")
+    if props.get("LifecycleConfiguration"):
+        problems.append("AuditBucket: no lifecycle rule may expire or delete audit entries")
+    if bucket.get("DeletionPolicy") != "Retain":
+        problems.append("AuditBucket: DeletionPolicy must be Retain")
+    audit_policies = [
+        r for r in resources.values()
+        if r.get("Type") == "AWS::S3::BucketPolicy"
+        and (r.get("Properties") or {}).get("Bucket") == {"Ref": "AuditBucket"}
+    ]
+    denied: set[str] = set()
+    for policy in audit_policies:
+        for statement in as_list(((policy.get("Properties") or {}).get("PolicyDocument") or {}).get("Statement")):
+            if statement.get("Effect") == "Deny" and statement.get("Principal") in ("*", {"AWS": "*"}) \
+                    and not statement.get("Condition"):
+                denied |= {a for a in AUDIT_DENIED if action_granted(statement, a)}
+    missing = sorted(set(AUDIT_DENIED) - denied)
+    if missing:
+        problems.append(f"AuditBucket policy does not deny {missing} to every principal without condition")
+
+    # -- no statement allows erasing or re-timing the audit trail
+    checked = 0
+    for holder, statement in policy_statements(resources, problems):
+        checked += 1
+        if statement.get("Effect") != "Allow" or not may_touch_audit_bucket(statement):
+            continue
+        bad = {a for a in AUDIT_FORBIDDEN if action_granted(statement, a)}
+        bad |= {p for p in patterns(statement) if p.startswith("s3:delete")}
+        if bad:
+            problems.append(
+                f"{holder}: statement {statement.get('Sid', '(no Sid)')} allows {sorted(bad)} "
+                "on the audit bucket (or on any bucket)"
+            )
+
+    # -- who may publish the platform's session events
+    session_buses = [
+        (r.get("Properties") or {}).get("EventBusName")
+        for r in resources.values()
+        if r.get("Type") == "AWS::Events::Rule"
+        and "telehealth.sessions" in as_list(((r.get("Properties") or {}).get("EventPattern") or {}).get("source"))
+    ]
+    guarded = False
+    for name, resource in resources.items():
+        if resource.get("Type") != "AWS::Events::EventBusPolicy":
+            continue
+        props = resource.get("Properties") or {}
+        statement = props.get("Statement") or {}
+        condition = statement.get("Condition") or {}
+        sources = as_list((condition.get("ForAnyValue:StringEquals") or {}).get("events:source"))
+        principal = None
+        for operator in ("ArnNotEquals", "ArnNotLike", "StringNotEquals"):
+            principal = (condition.get(operator) or {}).get("aws:PrincipalArn") or principal
+        if (
+            props.get("EventBusName") in session_buses
+            and statement.get("Effect") == "Deny"
+            and statement.get("Principal") in ("*", {"AWS": "*"})
+            and action_granted(statement, "events:PutEvents")
+            and "telehealth.sessions" in sources
+            and principal == {"Ref": "PlatformPrincipalArn"}
+            and len(condition) == 2
+        ):
+            guarded = True
+    if not session_buses:
+        problems.append("no rule reads source telehealth.sessions: the bus policy check has nothing to guard")
+    elif not guarded:
+        problems.append(
+            "no AWS::Events::EventBusPolicy on the session events' bus denies events:PutEvents with "
+            "source telehealth.sessions (ForAnyValue:StringEquals events:source) to every principal "
+            "but PlatformPrincipalArn (ArnNotEquals aws:PrincipalArn)"
+        )
+    platform = parameters.get("PlatformPrincipalArn")
+    if not platform:
+        problems.append("parameter PlatformPrincipalArn is missing")
+    elif platform.get("Default", None) == "":
+        problems.append("PlatformPrincipalArn must not default to empty (the deployer names the publisher)")
+
+    # -- OperatorPolicy: read and replay, exact queue ARNs, no deletes
+    queues = {n for n, r in resources.items() if r.get("Type") == "AWS::SQS::Queue"}
+    dlqs = {n for n in queues if n.endswith("Dlq")}
+    sources_q = {n for n in queues if ((resources[n].get("Properties") or {}).get("RedrivePolicy"))}
+    operator = resources.get("OperatorPolicy")
+    received: set[str] = set()
+    sent: set[str] = set()
+    if not operator or operator.get("Type") != "AWS::IAM::ManagedPolicy":
+        problems.append("OperatorPolicy (AWS::IAM::ManagedPolicy) is missing")
+    else:
+        document = (operator.get("Properties") or {}).get("PolicyDocument") or {}
+        for statement in as_list(document.get("Statement")):
+            sid = statement.get("Sid", "(no Sid)")
+            if statement.get("Effect") != "Allow":
+                continue
+            if "NotAction" in statement or "NotResource" in statement:
+                problems.append(f"OperatorPolicy {sid}: NotAction / NotResource is not allowed here")
+            bad = destructive_actions(statement)
+            if bad:
+                problems.append(f"OperatorPolicy {sid}: allows delete actions {sorted(bad)} (BreakGlassRole only)")
+            queue_actions = [a for a in patterns(statement) if a.startswith("sqs:") and a != "sqs:listqueues"]
+            if not queue_actions:
+                continue
+            for resource in as_list(statement.get("Resource")):
+                queue = is_getatt_of(resource, {"AWS::SQS::Queue"}, resources)
+                if not queue:
+                    problems.append(
+                        f"OperatorPolicy {sid}: queue resource {json.dumps(resource)} is not an exact "
+                        "queue ARN (Fn::GetAtt <Queue>.Arn)"
+                    )
+                    continue
+                if action_granted(statement, "sqs:ReceiveMessage"):
+                    received.add(queue)
+                if action_granted(statement, "sqs:SendMessage"):
+                    sent.add(queue)
+        if dlqs - received:
+            problems.append(f"OperatorPolicy: DLQs not readable for `telepipe dlq`: {sorted(dlqs - received)}")
+        if sources_q - sent:
+            problems.append(f"OperatorPolicy: source queues not replayable: {sorted(sources_q - sent)}")
+
+    # -- the break-glass role alone erases
+    held: dict[str, set[str]] = {}
+    for holder, statement in policy_statements(resources, []):
+        if statement.get("Effect") == "Allow" and resources.get(holder, {}).get("Type") != "AWS::S3::BucketPolicy":
+            held.setdefault(holder, set()).update(a.lower() for a in destructive_actions(statement))
+    role = resources.get("BreakGlassRole")
+    if not role or role.get("Type") != "AWS::IAM::Role":
+        problems.append("BreakGlassRole (AWS::IAM::Role) is missing")
+    else:
+        lacking = sorted(a for a in BREAK_GLASS_NEEDS if a.lower() not in held.get("BreakGlassRole", set()))
+        if lacking:
+            problems.append(f"BreakGlassRole lacks {lacking} (telepipe forget --aws needs them)")
+        trust = as_list(((role.get("Properties") or {}).get("AssumeRolePolicyDocument") or {}).get("Statement"))
+        for statement in trust:
+            mfa = ((statement.get("Condition") or {}).get("Bool") or {}).get("aws:MultiFactorAuthPresent")
+            if statement.get("Effect") == "Allow" and str(mfa).lower() != "true":
+                problems.append("BreakGlassRole: every trust statement must require aws:MultiFactorAuthPresent true")
+    exceptions = 0
+    allowed = {(h, a.lower()) for h, a in WORKER_DELETE_EXCEPTIONS}
+    for holder, actions in sorted(held.items()):
+        if holder == "BreakGlassRole":
+            continue
+        for action in sorted(actions):
+            if (holder, action) in allowed:
+                exceptions += 1
+                continue
+            problems.append(f"{holder}: holds {action}; only BreakGlassRole may erase stored data")
+
+    if len(problems) > before:
+        return None
+    return (
+        f"audit and access rules: ok (AuditBucket Object Lock COMPLIANCE for AuditRetentionDays, "
+        f"{checked} policy statements checked, none can erase or re-time it; telehealth.sessions "
+        f"only from PlatformPrincipalArn; OperatorPolicy: {len(received)} DLQs and {len(sent - received)} "
+        f"source queues by exact ARN, no deletes; deletes only in BreakGlassRole (MFA) "
+        f"+ {exceptions} worker exceptions)"
+    )
 
 
 def main() -> int:
@@ -161,6 +490,9 @@ def main() -> int:
             problems.append(f"{name}: Environment sets {stale}, which no worker reads any more")
         summary.append(f"{binary} {len(needed)}/{len(needed)}")
 
+    # 5. audit and access
+    access_summary = audit_and_access(template, problems)
+
     if problems:
         for problem in problems:
             print(f"{path}: {problem}")
@@ -170,6 +502,7 @@ def main() -> int:
         f"({len(declared)} rules as in event-rules.json), "
         f"worker variables set: {', '.join(summary)})"
     )
+    print(access_summary)
     return 0
 
 

@@ -6,6 +6,8 @@
 //! downstream. No output type has a field for transcript or entity text except the
 //! results document, which lives in the KMS-encrypted results bucket.
 
+pub mod audit;
+pub mod capture;
 pub mod ids;
 pub mod notify;
 pub mod pipeline;

@@ -158,16 +158,31 @@ pub struct RecordingMissing {
     pub schema_version: u32,
     pub event_id: String,
     pub session_id: String,
+    /// Minutes waited after the session ended (0 when a failed capture said so first).
     pub waited_minutes: u32,
+    /// Why no recording will come, when a meeting capture said so; absent when nothing
+    /// arrived within the grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::capture::CaptureFailure>,
 }
 
 impl RecordingMissing {
+    /// One id per session: whichever reports it first, it is reported once.
     pub fn new(session_id: &str, waited_minutes: u32) -> Self {
         Self {
             schema_version: schema_version(),
             event_id: digest_hex(&[Self::DETAIL_TYPE.as_bytes(), session_id.as_bytes()], 16),
             session_id: session_id.to_owned(),
             waited_minutes,
+            reason: None,
+        }
+    }
+
+    /// The capture of the session's meeting failed or ended empty.
+    pub fn capture(session_id: &str, reason: crate::capture::CaptureFailure) -> Self {
+        Self {
+            reason: Some(reason),
+            ..Self::new(session_id, 0)
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `cargo run -p telepipe-events --bin gen-schemas` rewrites `schemas/`;
 //! `--check` (and the crate's drift test) fails when the committed files differ.
 
+use crate::capture::{RecordingCaptureFailed, TranscriptReady};
 use crate::notify::{
     NotificationFailed, NotificationRequest, NotificationSent, NotificationSkipped,
     RecordingMissing, ReminderScheduled, RemindersCancelled,
@@ -49,6 +50,8 @@ pub fn render_all() -> Vec<(String, String)> {
         render::<NotificationSent>(NotificationSent::SCHEMA_NAME),
         render::<NotificationSkipped>(NotificationSkipped::SCHEMA_NAME),
         render::<NotificationFailed>(NotificationFailed::SCHEMA_NAME),
+        render::<RecordingCaptureFailed>(RecordingCaptureFailed::SCHEMA_NAME),
+        render::<TranscriptReady>(TranscriptReady::SCHEMA_NAME),
     ]
 }
 

@@ -233,6 +233,11 @@ pub enum SessionInput {
         session_id: String,
     },
     RecordingCheck(RecordingCheck),
+    /// The session's meeting capture will not become a recording (`Recording Capture Failed`).
+    CaptureFailed {
+        session_id: String,
+        reason: crate::capture::CaptureFailure,
+    },
     /// A well-formed event of a type the worker has no use for (e.g. another Chime event type).
     Ignored {
         detail_type: String,
@@ -251,6 +256,7 @@ impl SessionInput {
             Self::Chime(e) => Some(&e.session_id),
             Self::RecordingArrived { session_id } => Some(session_id),
             Self::RecordingCheck(check) => Some(&check.session_id),
+            Self::CaptureFailed { session_id, .. } => Some(session_id),
             Self::Ignored { .. } => None,
         }
     }
@@ -304,19 +310,37 @@ fn detail<T: DeserializeOwned>(
     })
 }
 
-/// serde names fields in backticks but quotes offending string values (`invalid type:
-/// string "+1 555…"`): those may be addresses, so they are cut out of the message.
+/// serde quotes offending string values (`invalid type: string "+1 555…"`) and puts
+/// other values in backticks (`invalid type: integer `15551234567``, `unknown variant
+/// `x``): those may be addresses, so they are cut out. Field names (`missing field
+/// `start``) and the expected names after `expected` stay: they come from our types.
 pub fn redact_quoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut inside = false;
+    let mut in_string = false;
+    let mut in_backticks: Option<bool> = None; // Some(keep) while inside backticks
     for c in message.chars() {
-        if c == '"' {
-            if !inside {
-                out.push_str("\"<redacted>\"");
+        match (c, in_string, in_backticks) {
+            ('"', _, None) => {
+                if !in_string {
+                    out.push_str("\"<redacted>\"");
+                }
+                in_string = !in_string;
             }
-            inside = !inside;
-        } else if !inside {
-            out.push(c);
+            (_, true, _) => {}
+            ('`', false, None) => {
+                let keep = out.ends_with("field ") || out.contains("expected");
+                out.push('`');
+                if !keep {
+                    out.push_str("<redacted>");
+                }
+                in_backticks = Some(keep);
+            }
+            ('`', false, Some(_)) => {
+                out.push('`');
+                in_backticks = None;
+            }
+            (_, false, Some(false)) => {}
+            _ => out.push(c),
         }
     }
     out
@@ -375,12 +399,12 @@ pub fn parse_session_message(
                 })
             }
         };
-        let session_id = chime
-            .external_meeting_id
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| {
-                SessionParseError(format!("{} without externalMeetingId", chime.event_type))
-            })?;
+        // A meeting created without an ExternalMeetingId is not a telepipe session.
+        let Some(session_id) = chime.external_meeting_id.filter(|id| !id.is_empty()) else {
+            return Ok(SessionInput::Ignored {
+                detail_type: chime.event_type,
+            });
+        };
         SessionInput::Chime(ChimeMeetingEvent {
             change,
             session_id,
@@ -397,6 +421,14 @@ pub fn parse_session_message(
             Some(session_id) => SessionInput::RecordingArrived { session_id },
             // A rejected upload whose key held no session id cannot be matched to a session.
             None => SessionInput::Ignored { detail_type },
+        }
+    } else if source == pipeline::DEFAULT_SOURCE
+        && detail_type == crate::capture::RecordingCaptureFailed::DETAIL_TYPE
+    {
+        let failed: crate::capture::RecordingCaptureFailed = detail(&detail_type, body)?;
+        SessionInput::CaptureFailed {
+            session_id: failed.session_id,
+            reason: failed.reason,
         }
     } else {
         return Err(SessionParseError(format!(
@@ -450,7 +482,10 @@ mod tests {
             CHIME_DETAIL_TYPE,
             serde_json::json!({"eventType": "chime:MeetingEnded"}),
         );
-        assert!(parse_session_message(&anonymous, DEFAULT_SESSIONS_SOURCE).is_err());
+        assert!(matches!(
+            parse_session_message(&anonymous, DEFAULT_SESSIONS_SOURCE),
+            Ok(SessionInput::Ignored { .. })
+        ));
     }
 
     #[test]
@@ -503,5 +538,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!not_json.contains("1555"), "{not_json}");
+    }
+
+    #[test]
+    fn redaction_cuts_values_in_quotes_and_backticks_but_keeps_field_names() {
+        let number = serde_json::from_str::<SessionScheduled>(r#"{"session_id": 15551234567}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(number.contains("15551234567"), "serde quotes it: {number}");
+        let redacted = redact_quoted(&number);
+        assert!(!redacted.contains("15551234567"), "{redacted}");
+        assert!(redacted.contains("invalid type"), "{redacted}");
+        assert_eq!(
+            redact_quoted("missing field `start` at line 1"),
+            "missing field `start` at line 1"
+        );
+        assert_eq!(
+            redact_quoted("unknown variant `+15551234567`, expected `sms` or `email`"),
+            "unknown variant `<redacted>`, expected `sms` or `email`"
+        );
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "+1 555 0100", expected u32"#),
+            r#"invalid type: string "<redacted>", expected u32"#
+        );
     }
 }

@@ -2,6 +2,10 @@
 //! type, re-serializes to the same JSON and validates against its event's rules of shape.
 
 use serde_json::Value;
+use telepipe_events::capture::{
+    parse_capture_message, CaptureFailure, CaptureInput, PipelineChange, RecordingCaptureFailed,
+    TranscriptReady,
+};
 use telepipe_events::notify::{
     NotificationFailed, NotificationSent, NotificationSkipped, RecordingMissing, ReminderScheduled,
     RemindersCancelled,
@@ -217,4 +221,34 @@ fn event_details_have_no_text_bearing_fields() {
             );
         }
     }
+}
+
+#[test]
+fn capture_and_transcript_event_examples_round_trip() {
+    round_trip_event::<RecordingCaptureFailed>();
+    round_trip_event::<TranscriptReady>();
+}
+
+#[test]
+fn a_capture_failure_reaches_the_sessions_stage_as_its_input() {
+    let envelope = example(RecordingCaptureFailed::SCHEMA_NAME);
+    let input = parse_session_message(&envelope.to_string(), DEFAULT_SESSIONS_SOURCE).unwrap();
+    assert_eq!(
+        input,
+        SessionInput::CaptureFailed {
+            session_id: "visit-2026-0309-0042".into(),
+            reason: CaptureFailure::CaptureEmpty,
+        }
+    );
+}
+
+#[test]
+fn the_chime_media_pipeline_example_parses_as_a_capture_input() {
+    let envelope = example("chime-media-pipeline-deleted");
+    let CaptureInput::MediaPipeline(event) = parse_capture_message(&envelope.to_string()).unwrap()
+    else {
+        panic!("not a media pipeline event")
+    };
+    assert_eq!(event.change, PipelineChange::Deleted);
+    assert_eq!(event.session_id.unwrap().as_str(), "visit-2026-0309-0042");
 }

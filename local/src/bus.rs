@@ -178,9 +178,18 @@ mod tests {
             "notification-failed",
             "transcription-failed",
             "stage-stalled",
+            "transcript-ready",
         ] {
             assert_eq!(routed(published), ["pipeline-events"], "{published}");
         }
+        assert_eq!(
+            routed("recording-capture-failed"),
+            ["pipeline-events", "recording-arrivals"]
+        );
+        assert_eq!(
+            routed("chime-media-pipeline-deleted"),
+            ["chime-media-pipeline-events"]
+        );
         for consumed in [
             "session-scheduled",
             "session-rescheduled",

@@ -77,6 +77,18 @@ CREATE TABLE IF NOT EXISTS recording_status (
     PRIMARY KEY (session_id, recording)
 );
 CREATE INDEX IF NOT EXISTS recording_status_state ON recording_status (state, since_ms);
+CREATE TABLE IF NOT EXISTS media_concatenations (
+    token TEXT PRIMARY KEY,
+    pipeline_id TEXT NOT NULL UNIQUE,
+    capture_pipeline_arn TEXT NOT NULL,
+    sink_key TEXT,
+    status TEXT NOT NULL,
+    chunks_joined INTEGER NOT NULL DEFAULT 0,
+    chunks_skipped INTEGER NOT NULL DEFAULT 0,
+    audio_ms INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS announced_objects (
     bucket TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -104,6 +116,9 @@ impl Db {
     fn prepare(connection: Connection) -> rusqlite::Result<Self> {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
+        // Deleted rows are overwritten, not left readable in free pages: `forget` must
+        // leave nothing of a session behind in the file.
+        connection.pragma_update(None, "secure_delete", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(10))?;
         connection.execute_batch(SCHEMA)?;
         Ok(Self(Arc::new(Mutex::new(connection))))

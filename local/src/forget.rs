@@ -54,12 +54,17 @@ pub struct LocalSessionData {
     db: Db,
     queues: Queues,
     recordings_prefix: String,
+    /// Chime capture sinks (`captures/{session}/`): chunks of the same visit, same bucket.
+    capture_prefix: String,
     transcripts_prefix: String,
     results_prefix: String,
 }
 
-fn prefix(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+/// The workers' own prefix parser, so forget looks where they wrote. An invalid value
+/// stopped the runtime at start-up, so nothing can have been written under it.
+fn prefix(var: &'static str, default: &str) -> String {
+    telepipe_workers::config::prefix(&telepipe_workers::config::Env::process(), var, default)
+        .unwrap_or_else(|_| default.to_owned())
 }
 
 impl LocalSessionData {
@@ -72,6 +77,10 @@ impl LocalSessionData {
             queues: Queues::new(db.clone()),
             db,
             recordings_prefix: prefix("TELEPIPE_RECORDINGS_PREFIX", "recordings/"),
+            capture_prefix: prefix(
+                "TELEPIPE_CAPTURE_PREFIX",
+                telepipe_workers::config::DEFAULT_CAPTURE_PREFIX,
+            ),
             transcripts_prefix: prefix("TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/"),
             results_prefix: prefix("TELEPIPE_RESULTS_PREFIX", "clinical/"),
         })
@@ -225,6 +234,7 @@ impl LocalSessionData {
     fn is_session_key(&self, key: &str, session_id: &str) -> bool {
         [
             &self.recordings_prefix,
+            &self.capture_prefix,
             &self.transcripts_prefix,
             &self.results_prefix,
         ]
@@ -375,12 +385,21 @@ impl SessionData for LocalSessionData {
                 &self.transcripts_prefix,
                 session_id,
             ),
-            Store::Recordings => self.object_items(
-                store,
-                RECORDINGS_BUCKET,
-                &self.recordings_prefix,
-                session_id,
-            ),
+            Store::Recordings => {
+                let mut items = self.object_items(
+                    store,
+                    RECORDINGS_BUCKET,
+                    &self.recordings_prefix,
+                    session_id,
+                )?;
+                items.extend(self.object_items(
+                    store,
+                    RECORDINGS_BUCKET,
+                    &self.capture_prefix,
+                    session_id,
+                )?);
+                Ok(items)
+            }
         }
     }
 
@@ -448,6 +467,12 @@ impl SessionData for LocalSessionData {
 
     async fn write_audit(&self, entry: &AuditEntry) -> Result<(), PortError> {
         let at = entry.completed_at.as_deref().unwrap_or(&entry.started_at);
+        // The lasting record first: the append-only, hash-chained trail keeps the
+        // session's processing history and this forget, which deletes everything else.
+        let trail = telepipe_ops::session_data::trail_entry(entry);
+        crate::audit::LocalAuditLog::new(self.db.clone())
+            .map_err(storage("WriteAudit"))?
+            .append_now(&trail)?;
         self.db
             .lock()
             .execute(
@@ -456,6 +481,14 @@ impl SessionData for LocalSessionData {
                 params![entry.id, entry.action, entry.session_id, entry.state, at, entry.to_json()],
             )
             .map_err(storage("WriteAudit"))?;
+        if entry.is_completed() {
+            // Deleted rows must not linger in free pages or the write-ahead log
+            // (`secure_delete` is on for every connection; this empties the WAL).
+            self.db
+                .lock()
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(storage("Checkpoint"))?;
+        }
         Ok(())
     }
 

@@ -4,11 +4,14 @@
 //! crate supplies the other side of each port — a filesystem object store with S3
 //! notifications (`store`), durable SQLite queues (`queue`), an EventBridge-compatible
 //! bus (`bus`, `pattern`), a local transcriber running Whisper (`transcriber`) and an
-//! offline clinical NLP engine (`nlp`), the per-recording status store (`status_store`)
+//! offline clinical NLP engine (`nlp`), a Chime media concatenator (`capture`), the
+//! per-recording status store (`status_store`)
 //! — and `runtime`, which drives them and the sweeper. `dlq` and `forget` adapt the data
 //! directory to the operator tooling's ports (`telepipe dlq`, `forget`, `reprocess`).
 
+pub mod audit;
 pub mod bus;
+pub mod capture;
 pub mod db;
 pub mod dlq;
 pub mod faults;

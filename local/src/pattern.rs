@@ -82,7 +82,13 @@ fn validate_matcher(matcher: &Value) -> Result<(), PatternError> {
                     .get("equals-ignore-case")
                     .is_some_and(Value::is_string)
         }
-        "equals-ignore-case" | "wildcard" | "cidr" => operand.is_string(),
+        "equals-ignore-case" | "wildcard" => operand.is_string(),
+        // Refused when the rules load unless it is a block this matcher can evaluate.
+        "cidr" => operand.as_str().is_some_and(|range| {
+            range.split_once('/').is_some_and(|(n, b)| {
+                n.parse::<std::net::IpAddr>().is_ok() && b.parse::<u8>().is_ok()
+            })
+        }),
         "exists" => operand.is_boolean(),
         "numeric" => numeric_bounds(operand).is_some(),
         "anything-but" => match operand {
@@ -163,6 +169,32 @@ fn equal_scalars(expected: &Value, actual: &Value) -> bool {
     }
 }
 
+/// Whether an IP address (v4 or v6) lies in a CIDR block, as EventBridge's `cidr` matches.
+fn in_cidr(range: &str, address: &str) -> bool {
+    use std::net::IpAddr;
+    let Some((network, bits)) = range.split_once('/') else {
+        return false;
+    };
+    let (Ok(network), Ok(bits), Ok(address)) = (
+        network.parse::<IpAddr>(),
+        bits.parse::<u32>(),
+        address.parse::<IpAddr>(),
+    ) else {
+        return false;
+    };
+    let (network, address, width) = match (network, address) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => (u128::from(u32::from(n)), u128::from(u32::from(a)), 32),
+        (IpAddr::V6(n), IpAddr::V6(a)) => (u128::from(n), u128::from(a), 128),
+        _ => return false,
+    };
+    if bits > width {
+        return false;
+    }
+    let shift = width - bits;
+    // A /0 matches everything of the family (shifting by the full width would overflow).
+    shift >= width || (network >> shift) == (address >> shift)
+}
+
 fn match_value(matcher: &Value, value: &Value) -> bool {
     let Value::Object(rule) = matcher else {
         return equal_scalars(matcher, value);
@@ -181,6 +213,9 @@ fn match_value(matcher: &Value, value: &Value) -> bool {
         "wildcard" => text
             .zip(operand.as_str())
             .is_some_and(|(t, o)| wildcard(o, t)),
+        "cidr" => text
+            .zip(operand.as_str())
+            .is_some_and(|(t, range)| in_cidr(range, t)),
         "numeric" => value
             .as_f64()
             .zip(numeric_bounds(operand))
@@ -297,6 +332,38 @@ mod tests {
             json!({"resources": ["arn:aws:ec2:us-west-1:123456789012:instance/i-1234567890abcdef0"]}),
             true,
         );
+    }
+
+    #[test]
+    fn cidr_blocks_match_addresses_and_bad_blocks_are_refused_at_load() {
+        check(
+            json!({"detail": {"source-ip": [{"cidr": "10.0.0.0/24"}]}}),
+            true,
+        );
+        check(
+            json!({"detail": {"source-ip": [{"cidr": "10.0.1.0/24"}]}}),
+            false,
+        );
+        check(
+            json!({"detail": {"source-ip": [{"cidr": "0.0.0.0/0"}]}}),
+            true,
+        );
+        check(
+            json!({"detail": {"source-ip": [{"cidr": "10.0.0.33/32"}]}}),
+            true,
+        );
+        check(
+            json!({"detail": {"source-ip": [{"cidr": "2001:db8::/32"}]}}),
+            false,
+        );
+        assert!(in_cidr("2001:db8::/32", "2001:db8:1::7"));
+        assert!(!in_cidr("10.0.0.0/33", "10.0.0.1"));
+        for bad in ["10.0.0.0", "10.0.0.0/x", "not-an-ip/8"] {
+            assert!(
+                Pattern::parse(&json!({"detail": {"source-ip": [{"cidr": bad}]}})).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

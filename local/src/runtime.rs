@@ -2,13 +2,16 @@
 //! driver as the Lambda workers, driven over the filesystem store, SQLite queues, the
 //! local bus, the local transcriber and an offline NLP engine.
 //!
-//! One loop does a round at a time: announce dropped files, consume the intake queue,
-//! run one transcription job, consume the clinical queue; every
+//! One loop does a round at a time: announce dropped files, consume the capture queue
+//! (Chime captures joined into recordings) and the intake queue, run one transcription
+//! job, consume the clinical queue; every
 //! `TELEPIPE_SWEEP_EVERY_ROUNDS` rounds (default 100) the sweeper runs too. Messages are deleted only
 //! after their batch is disposed of, so stopping at any point (Ctrl-C, kill -9) loses
 //! nothing: the next start releases what was in flight and does it again.
 
+use crate::audit::LocalAuditLog;
 use crate::bus::{deployed_rules, LocalBus};
+use crate::capture::LocalMediaPipelines;
 use crate::db::Db;
 use crate::queue::{LocalMessage, QueueSpec, Queues};
 use crate::sessions::{
@@ -20,11 +23,13 @@ use crate::store::{FsStore, Notification};
 use crate::transcriber::{self, JobOutcome, JobWorker, LocalTranscriber, SpeechToText};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use telepipe_workers::audit::AuditedStatus;
 use telepipe_workers::batch::{process_batch, Received};
+use telepipe_workers::capture::{self as capture_stage, CapturePorts};
 use telepipe_workers::clinical::{self, ClinicalPorts};
 use telepipe_workers::config::{
-    ClinicalConfig, ConfigError, ConsumerConfig, Env, EventsConfig, IntakeConfig, NotifierConfig,
-    SessionsConfig,
+    CaptureConfig, ClinicalConfig, ConfigError, ConsumerConfig, Env, EventsConfig, IntakeConfig,
+    NotifierConfig, SessionsConfig,
 };
 use telepipe_workers::error::PortError;
 use telepipe_workers::intake::{self, IntakePorts};
@@ -41,11 +46,15 @@ pub const INTAKE_DLQ: &str = "intake-dlq";
 pub const CLINICAL_QUEUE: &str = "clinical";
 pub const CLINICAL_DLQ: &str = "clinical-dlq";
 pub const TRANSCRIBE_DLQ: &str = "transcription-dlq";
+/// Chime media pipeline events (the `chime-media-pipeline-events` rule's local queue).
+pub const CAPTURE_QUEUE: &str = "capture";
+pub const CAPTURE_DLQ: &str = "capture-dlq";
 
 /// Local values for what the Lambda functions get from the template; any `TELEPIPE_*`
 /// variable set in the environment still wins.
 const LOCAL_DEFAULTS: &[(&str, &str)] = &[
     ("TELEPIPE_TRANSCRIPTS_BUCKET", TRANSCRIPTS_BUCKET),
+    ("TELEPIPE_RECORDINGS_BUCKET", RECORDINGS_BUCKET),
     ("TELEPIPE_RESULTS_BUCKET", RESULTS_BUCKET),
     ("TELEPIPE_RETRY_BASE_SECONDS", "2"),
     ("TELEPIPE_RETRY_MAX_SECONDS", "60"),
@@ -92,6 +101,10 @@ pub struct Pipeline<N: ClinicalNlp, E: SpeechToText> {
     pub nlp: N,
     pub intake: IntakeConfig,
     pub clinical: ClinicalConfig,
+    /// Joins Chime captures dropped under the capture prefix into recordings.
+    pub pipelines: LocalMediaPipelines,
+    pub capture: CaptureConfig,
+    pub capture_consumer: ConsumerConfig,
     pub intake_consumer: ConsumerConfig,
     pub clinical_consumer: ConsumerConfig,
     pub session_store: LocalSessionStore,
@@ -106,6 +119,8 @@ pub struct Pipeline<N: ClinicalNlp, E: SpeechToText> {
     pub notifications_consumer: ConsumerConfig,
     pub faults: Faults,
     pub status: SqliteStatus,
+    /// The hash-chained audit trail every status transition is appended to.
+    pub audit: LocalAuditLog,
     pub sweeper: SweeperConfig,
     /// `TELEPIPE_SWEEP_EVERY_ROUNDS` (default 100; 0 = never): rounds between sweeps.
     pub sweep_every_rounds: u64,
@@ -116,6 +131,7 @@ pub struct Pipeline<N: ClinicalNlp, E: SpeechToText> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Round {
     pub announced: usize,
+    pub capture_messages: usize,
     pub intake_messages: usize,
     pub job: Option<JobOutcome>,
     pub clinical_messages: usize,
@@ -129,6 +145,7 @@ pub struct Round {
 impl Round {
     pub fn did_work(&self) -> bool {
         self.announced
+            + self.capture_messages
             + self.intake_messages
             + self.clinical_messages
             + self.timers_fired
@@ -176,6 +193,7 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         })?;
         let env = Env::process_with_defaults(LOCAL_DEFAULTS);
         let intake = IntakeConfig::from_env(&env)?;
+        let capture = CaptureConfig::from_env(&env)?;
         let clinical = ClinicalConfig::from_env(&env)?;
         let events = EventsConfig::from_env(&env)?;
         let sessions = SessionsConfig::from_env(&env)?;
@@ -217,9 +235,16 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         );
         let bus = LocalBus::new(db.clone(), queues.clone(), events.source, deployed_rules()?);
         Ok(Self {
+            pipelines: LocalMediaPipelines::new(db.clone(), store.clone()),
+            capture,
+            capture_consumer: consumer(CAPTURE_QUEUE, CAPTURE_DLQ)?,
             data_dir: data_dir.to_path_buf(),
             transcriber: LocalTranscriber::new(db.clone()),
             status: SqliteStatus::new(db.clone()),
+            audit: LocalAuditLog::new(db.clone()).map_err(|source| LocalError::Database {
+                path: db_path.clone(),
+                source,
+            })?,
             sweeper,
             sweep_every_rounds,
             rounds: std::sync::atomic::AtomicU64::new(0),
@@ -252,6 +277,15 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         })
     }
 
+    /// The status store as the stages see it: every transition also appended to the audit trail.
+    pub fn audited_status(&self) -> AuditedStatus<'_, SqliteStatus, LocalAuditLog> {
+        AuditedStatus {
+            inner: &self.status,
+            audit: Some(&self.audit),
+            actor: "local",
+        }
+    }
+
     /// Makes work a previous run left in flight (stopped or killed) due again.
     pub fn recover(&self) -> Result<(usize, usize), LocalError> {
         let path = self.data_dir.join("telepipe.db");
@@ -280,6 +314,30 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         Ok(())
     }
 
+    async fn consume_capture(&self) -> Result<usize, PortError> {
+        let messages = self.queues.receive(CAPTURE_QUEUE, 10)?;
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let received: Vec<Received> = messages.iter().map(to_received).collect();
+        let port = self.queues.port(CAPTURE_QUEUE, CAPTURE_DLQ);
+        let ports = CapturePorts {
+            pipelines: &self.pipelines,
+            listing: &self.store,
+            events: &self.bus,
+        };
+        let (_, dispositions) = process_batch(
+            capture_stage::STAGE,
+            &received,
+            &port,
+            &self.capture_consumer,
+            async |body: &str| capture_stage::handle_message(&ports, &self.capture, body).await,
+        )
+        .await;
+        self.settle(&messages, |i| dispositions[i].keeps_message())?;
+        Ok(messages.len())
+    }
+
     async fn consume_intake(&self) -> Result<usize, PortError> {
         let messages = self.queues.receive(INTAKE_QUEUE, 10)?;
         if messages.is_empty() {
@@ -287,11 +345,12 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         }
         let received: Vec<Received> = messages.iter().map(to_received).collect();
         let port = self.queues.port(INTAKE_QUEUE, INTAKE_DLQ);
+        let status = self.audited_status();
         let ports = IntakePorts {
             store: &self.store,
             transcriber: &self.transcriber,
             events: &self.bus,
-            status: &self.status,
+            status: &status,
         };
         let (_, dispositions) = process_batch(
             intake::STAGE,
@@ -312,11 +371,12 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         }
         let received: Vec<Received> = messages.iter().map(to_received).collect();
         let port = self.queues.port(CLINICAL_QUEUE, CLINICAL_DLQ);
+        let status = self.audited_status();
         let ports = ClinicalPorts {
             store: &self.store,
             nlp: &self.nlp,
             events: &self.bus,
-            status: &self.status,
+            status: &status,
         };
         let (_, dispositions) = process_batch(
             clinical::STAGE,
@@ -399,10 +459,11 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             queues: self.queues.clone(),
             queue: CLINICAL_QUEUE.to_owned(),
         };
+        let status = self.audited_status();
         let ports = SweeperPorts {
             transcriber: &self.transcriber,
             events: &self.bus,
-            status: &self.status,
+            status: &status,
             clinical_queue: &clinical_queue,
         };
         sweeper::sweep(&ports, &self.sweeper, now_ms)
@@ -426,6 +487,7 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             + 1;
         let mut round = Round {
             announced: self.store.scan()?,
+            capture_messages: self.consume_capture().await?,
             intake_messages: self.consume_intake().await?,
             job: Some(self.worker.run_one().await?),
             clinical_messages: self.consume_clinical().await?,
@@ -453,6 +515,7 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         let mut pending = transcriber::pending_jobs(&self.db).map_err(unavailable)? > 0;
         // Timers due later are not pending work: a reminder next week must not keep `demo` running.
         for queue in [
+            CAPTURE_QUEUE,
             INTAKE_QUEUE,
             CLINICAL_QUEUE,
             SESSIONS_QUEUE,
@@ -490,6 +553,8 @@ fn declare_queues(queues: &Queues) -> rusqlite::Result<()> {
         (INTAKE_DLQ, 60, None),
         (CLINICAL_DLQ, 60, None),
         (TRANSCRIBE_DLQ, 60, None),
+        (CAPTURE_QUEUE, 300, Some(CAPTURE_DLQ)),
+        (CAPTURE_DLQ, 60, None),
         (SESSIONS_QUEUE, 60, Some(SESSIONS_DLQ)),
         (NOTIFICATIONS_QUEUE, 60, Some(NOTIFICATIONS_DLQ)),
         (SESSIONS_DLQ, 60, None),

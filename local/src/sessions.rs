@@ -375,6 +375,21 @@ impl NotificationQueue for LocalNotifications {
     }
 }
 
+/// An address with most of it hidden: `+1202•••••43`, `d•••@example.org`.
+pub fn mask_address(address: &str) -> String {
+    if let Some((local, domain)) = address.split_once('@') {
+        let first: String = local.chars().take(1).collect();
+        return format!("{first}•••@{domain}");
+    }
+    let chars: Vec<char> = address.chars().collect();
+    if chars.len() <= 6 {
+        return "•".repeat(chars.len());
+    }
+    let head: String = chars[..5].iter().collect();
+    let tail: String = chars[chars.len() - 2..].iter().collect();
+    format!("{head}{}{tail}", "•".repeat(chars.len() - 7))
+}
+
 /// `MessageSender` that writes `DIR/{time}-{intent}.json` per message and prints it.
 #[derive(Clone)]
 pub struct Outbox {
@@ -423,10 +438,11 @@ impl MessageSender for Outbox {
         std::fs::rename(&partial, &path).map_err(error)?;
         if self.print {
             // The local runtime's stand-in for a phone: the user asked to see the message.
+            // The address itself stays in the file only: a terminal is scrollback, logs, screen shares.
             println!(
                 "outbox: {} to {} ({})",
                 message.channel.as_str(),
-                message.to,
+                mask_address(&message.to),
                 path.display()
             );
             if let Some(subject) = &message.subject {
@@ -452,6 +468,22 @@ mod tests {
         let db = Db::in_memory().unwrap();
         ensure_schema(&db).unwrap();
         db
+    }
+
+    #[test]
+    fn printed_addresses_are_masked() {
+        assert_eq!(mask_address("+12025550143"), "+1202•••••43");
+        assert_eq!(mask_address("dr.lee@example.org"), "d•••@example.org");
+        assert_eq!(mask_address("12345"), "•••••");
+        for masked in [
+            mask_address("+12025550143"),
+            mask_address("dr.lee@example.org"),
+        ] {
+            assert!(
+                !masked.contains("555014") && !masked.contains("lee"),
+                "{masked}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -166,9 +166,16 @@ pub fn recordings(
             _ => {}
         }
     }
+    // The clinical stage's own prefix parser and setting: the same keys it reads.
+    let transcripts_prefix = telepipe_workers::config::prefix(
+        &telepipe_workers::config::Env::process(),
+        "TELEPIPE_TRANSCRIPTS_PREFIX",
+        "transcripts/",
+    )
+    .unwrap_or_else(|_| "transcripts/".to_owned());
     for message in queues.peek(CLINICAL_DLQ)? {
         for (_, key) in notification_keys(&message.body) {
-            let Some((session_id, job)) = parse_transcript_key("transcripts/", &key) else {
+            let Some((session_id, job)) = parse_transcript_key(&transcripts_prefix, &key) else {
                 continue;
             };
             if let Some(status) = by_ref.get_mut(&(session_id.to_string(), job)) {

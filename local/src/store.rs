@@ -194,55 +194,28 @@ impl FsStore {
         };
         for bucket in buckets {
             let bucket_dir = self.root.join(&bucket);
-            let mut pending = vec![bucket_dir.clone()];
-            while let Some(dir) = pending.pop() {
-                let Ok(entries) = std::fs::read_dir(&dir) else {
+            for (key, path) in object_files(&bucket_dir, &bucket_dir) {
+                let Ok(metadata) = std::fs::metadata(&path) else {
                     continue;
                 };
-                for entry in entries.flatten() {
-                    let path = entry.path();
-                    let Ok(file_type) = entry.file_type() else {
-                        continue;
-                    };
-                    if file_type.is_dir() {
-                        pending.push(path);
-                        continue;
-                    }
-                    let name = entry.file_name();
-                    if !file_type.is_file() || name.to_string_lossy().starts_with(TEMP_PREFIX) {
-                        continue;
-                    }
-                    let Ok(relative) = path.strip_prefix(&bucket_dir) else {
-                        continue;
-                    };
-                    let Some(key) = relative
-                        .to_str()
-                        .map(|k| k.replace(std::path::MAIN_SEPARATOR, "/"))
-                    else {
-                        continue;
-                    };
-                    let Ok(metadata) = entry.metadata() else {
-                        continue;
-                    };
-                    let modified_ns = metadata
-                        .modified()
-                        .ok()
-                        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_nanos() as i64);
-                    let known: Option<(i64, i64)> = self
-                        .db
-                        .lock()
-                        .query_row(
-                            "SELECT size, modified_ns FROM announced_objects WHERE bucket = ?1 AND key = ?2",
-                            params![bucket, key],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
-                        )
-                        .optional()
-                        .map_err(|_| error(PortErrorKind::Unavailable, "Scan"))?;
-                    if known != Some((metadata.len() as i64, modified_ns)) {
-                        self.announce(&bucket, &key, &path)?;
-                        announced += 1;
-                    }
+                let modified_ns = metadata
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as i64);
+                let known: Option<(i64, i64)> = self
+                    .db
+                    .lock()
+                    .query_row(
+                        "SELECT size, modified_ns FROM announced_objects WHERE bucket = ?1 AND key = ?2",
+                        params![bucket, key],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(|_| error(PortErrorKind::Unavailable, "Scan"))?;
+                if known != Some((metadata.len() as i64, modified_ns)) {
+                    self.announce(&bucket, &key, &path)?;
+                    announced += 1;
                 }
             }
         }
@@ -322,6 +295,68 @@ impl ObjectStore for FsStore {
         self.write_atomically(&path, &body, false)?;
         self.announce(bucket, key, &path)
     }
+}
+
+impl telepipe_workers::ports::ObjectListing for FsStore {
+    async fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max: usize,
+    ) -> Result<Vec<String>, PortError> {
+        // Walk only the folder the prefix names (up to its last '/').
+        let folder = prefix.rsplit_once('/').map_or("", |(folder, _)| folder);
+        let bucket_dir = self.root.join(bucket);
+        let start = if folder.is_empty() {
+            bucket_dir.clone()
+        } else {
+            self.path(bucket, folder)?
+        };
+        let mut keys: Vec<String> = object_files(&bucket_dir, &start)
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| key.starts_with(prefix))
+            .collect();
+        // S3 lists in key order; chunk names are times, so this is also time order.
+        keys.sort();
+        keys.truncate(max);
+        Ok(keys)
+    }
+}
+
+/// The objects (key, file) under `start`, a folder inside `bucket_dir`: regular files only,
+/// never the temporary files of writes in progress; unreadable folders are passed over.
+fn object_files(bucket_dir: &Path, start: &Path) -> Vec<(String, PathBuf)> {
+    let mut found = Vec::new();
+    let mut pending = vec![start.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            if file_type.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if !file_type.is_file() || entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            {
+                continue;
+            }
+            let key = path
+                .strip_prefix(bucket_dir)
+                .ok()
+                .and_then(|relative| relative.to_str())
+                .map(|k| k.replace(std::path::MAIN_SEPARATOR, "/"));
+            if let Some(key) = key {
+                found.push((key, path));
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]

@@ -51,29 +51,26 @@ impl SpeechToText for telepipe_whisper::WhisperEngine {
         job_name: &str,
     ) -> Result<Vec<u8>, SttError> {
         use telepipe_whisper::WhisperError;
-        if media_format != "wav" {
-            return Err(SttError {
-                retryable: false,
-                reason: "unsupported_local_format".into(),
-                detail: format!("the local transcriber reads WAV only, not {media_format}"),
-            });
-        }
-        self.transcribe_wav(media, job_name).map_err(|err| {
-            let (retryable, reason) = match &err {
-                WhisperError::Wav(_) | WhisperError::UnsupportedWav(_) => {
-                    (false, "unreadable_audio")
+        self.transcribe_media(media, media_format, job_name)
+            .map_err(|err| {
+                let (retryable, reason) = match &err {
+                    WhisperError::UnsupportedCodec(_) => (false, "unsupported_local_format"),
+                    WhisperError::Wav(_)
+                    | WhisperError::UnsupportedWav(_)
+                    | WhisperError::Media(_) => (false, "unreadable_audio"),
+                    WhisperError::Model { .. } | WhisperError::FeatureDisabled => {
+                        (false, "transcriber_unavailable")
+                    }
+                    WhisperError::Inference(_) | WhisperError::Json(_) => {
+                        (true, "inference_failed")
+                    }
+                };
+                SttError {
+                    retryable,
+                    reason: reason.into(),
+                    detail: err.to_string(),
                 }
-                WhisperError::Model { .. } | WhisperError::FeatureDisabled => {
-                    (false, "transcriber_unavailable")
-                }
-                WhisperError::Inference(_) | WhisperError::Json(_) => (true, "inference_failed"),
-            };
-            SttError {
-                retryable,
-                reason: reason.into(),
-                detail: err.to_string(),
-            }
-        })
+            })
     }
 }
 
@@ -178,6 +175,8 @@ impl Transcriber for LocalTranscriber {
                 conversation_type: "CONVERSATION".to_owned(),
                 speakers,
                 language_code: "en-US".to_owned(),
+                vocabulary_name: None,
+                identify_phi: false,
             }),
         })
     }

@@ -251,6 +251,10 @@ fn audit_rows(pipeline: &Local) -> usize {
 async fn forgetting_a_session_empties_every_store_for_it_and_only_for_it() {
     let (dir, pipeline) = populated("forget").await;
     let data = LocalSessionData::new(&dir, pipeline.db.clone()).unwrap();
+    // A Chime capture chunk of the same visit: part of its recording, forgotten with it.
+    let capture = dir.join("buckets/recordings/captures/visit-a/audio");
+    std::fs::create_dir_all(&capture).unwrap();
+    std::fs::write(capture.join("2026-12-01-15-00-00-000.mp4"), b"chunk").unwrap();
     let before_a = footprint(&dir, &pipeline, "visit-a");
     let before_b = footprint(&dir, &pipeline, "visit-b");
     for (store, n) in &before_a {
@@ -260,7 +264,7 @@ async fn forgetting_a_session_empties_every_store_for_it_and_only_for_it() {
     // A dry run finds everything and changes nothing.
     let plan = forget(&data, "visit-a", true).await.unwrap();
     assert!(plan.audit.is_none());
-    assert_eq!(plan.found[&Store::Recordings].len(), 1);
+    assert_eq!(plan.found[&Store::Recordings].len(), 2);
     assert_eq!(plan.found[&Store::Schedules].len(), 1);
     assert!(!plan.found[&Store::QueuedMessages].is_empty());
     let printed = format!("{:?}", plan.found);
@@ -285,10 +289,11 @@ async fn forgetting_a_session_empties_every_store_for_it_and_only_for_it() {
         "the other session is untouched"
     );
     assert!(!dir.join("buckets/recordings/recordings/visit-a").exists());
+    assert!(!capture.join("2026-12-01-15-00-00-000.mp4").exists());
 
     let audit = report.audit.unwrap();
     assert!(audit.is_completed() && !report.resumed);
-    assert_eq!(audit.deleted["recordings"], 1);
+    assert_eq!(audit.deleted["recordings"], 2);
     assert_eq!(audit.deleted["schedules"], 1);
     assert_eq!(audit.done.len(), Store::ALL.len());
     assert!(audit.by.starts_with("local:"));

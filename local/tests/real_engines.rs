@@ -74,3 +74,87 @@ async fn a_spoken_clip_becomes_clinical_entities_with_whisper_and_the_offline_en
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Opens a fresh runtime over the real engines, or `None` where they are not configured.
+fn real_pipeline(dir: &std::path::Path) -> Option<Pipeline<OfflineNlp, WhisperEngine>> {
+    let (model, nlp_data) = common::real_engines()?;
+    let nlp = telepipe_nlp::Engine::load(std::path::Path::new(&nlp_data))
+        .expect("offline NLP data loads");
+    let whisper = WhisperEngine::load(std::path::Path::new(&model), WhisperOptions::default())
+        .expect("Whisper model loads");
+    Some(Pipeline::open(dir, OfflineNlp(Arc::new(nlp)), Arc::new(whisper)).unwrap())
+}
+
+fn results_of(dir: &std::path::Path, session: &str) -> Vec<ResultsDocument> {
+    std::fs::read_dir(dir.join("buckets/results/clinical").join(session))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|f| serde_json::from_slice(&std::fs::read(f.path()).unwrap()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn mp3_m4a_flac_and_ogg_uploads_each_end_in_a_results_document() {
+    let dir = common::fresh_dir("formats");
+    let Some(pipeline) = real_pipeline(&dir) else {
+        return;
+    };
+    let formats = ["mp3", "m4a", "flac", "ogg"];
+    for format in formats {
+        let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../samples/formats/short-metformin.{format}"));
+        common::drop_recording(
+            &dir,
+            &format!("sess-{format}"),
+            &format!("clip.{format}"),
+            &std::fs::read(clip).unwrap(),
+        );
+    }
+    pipeline.run_until_idle(|_| {}).await.unwrap();
+    for format in formats {
+        let docs = results_of(&dir, &format!("sess-{format}"));
+        assert_eq!(docs.len(), 1, "{format}: one results document");
+        eprintln!("{format}: {}", docs[0].text);
+        assert!(
+            docs[0].text.to_lowercase().contains("metformin"),
+            "{format}: Whisper heard the drug in {}",
+            docs[0].text
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_chime_capture_in_aac_chunks_is_transcribed_once_with_whisper() {
+    let dir = common::fresh_dir("chime-real");
+    let Some(pipeline) = real_pipeline(&dir) else {
+        return;
+    };
+    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/chime-capture/audio");
+    let sink = dir.join("buckets/recordings/captures/visit-chime/audio");
+    std::fs::create_dir_all(&sink).unwrap();
+    for chunk in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(chunk.path(), sink.join(chunk.file_name())).unwrap();
+    }
+    let event = serde_json::json!({
+        "version": "0", "id": "x", "detail-type": "Chime Media Pipeline State Change",
+        "source": "aws.chime", "account": "1", "time": "2026-12-01T15:01:00Z", "region": "local",
+        "resources": [], "detail": {"eventType": "chime:MediaPipelineDeleted",
+            "externalMeetingId": "visit-chime", "mediaPipelineId": "e40ee45e-2ed1-408e-9156-f52b8208a491"},
+    });
+    pipeline.bus.put(&event).unwrap();
+    pipeline.run_until_idle(|_| {}).await.unwrap();
+    let docs = results_of(&dir, "visit-chime");
+    assert_eq!(docs.len(), 1, "one visit, one results document");
+    eprintln!("chime capture: {}", docs[0].text);
+    let text = docs[0].text.to_lowercase();
+    // The follow-up visit spans all three chunks: words from the first and the last.
+    assert!(text.contains("diabetes") && text.contains("both"), "{text}");
+    assert!(
+        docs[0].entities.len() >= 2,
+        "clinical entities found: {}",
+        docs[0].entities.len()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -181,6 +181,8 @@ async fn a_completed_job_whose_notification_was_lost_is_refed_once_and_extracted
         conversation_type: "CONVERSATION".into(),
         speakers: SpeakerMode::SpeakerLabels { max_speakers: 2 },
         language_code: "en-US".into(),
+        vocabulary_name: None,
+        identify_phi: false,
     };
     pipeline
         .transcriber

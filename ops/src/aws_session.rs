@@ -30,6 +30,8 @@ pub struct AwsSessionConfig {
     pub recordings_bucket: Option<String>,
     /// `TELEPIPE_RECORDINGS_PREFIX` (default `recordings/`)
     pub recordings_prefix: String,
+    /// `TELEPIPE_CAPTURE_PREFIX` (default `captures/`): Chime capture chunks, same bucket.
+    pub capture_prefix: String,
     /// `TELEPIPE_TRANSCRIPTS_BUCKET`
     pub transcripts_bucket: Option<String>,
     /// `TELEPIPE_TRANSCRIPTS_PREFIX` (default `transcripts/`)
@@ -50,19 +52,32 @@ pub struct AwsSessionConfig {
     pub clinical_queue_url: Option<String>,
     /// `TELEPIPE_OPERATOR`: who runs the command, for the audit entry (default `$USER`).
     pub operator: Option<String>,
-    /// `TELEPIPE_FORGET_SCAN_SCHEDULES` (default false): also look at every `tp-*`
+    /// `TELEPIPE_FORGET_SCAN_SCHEDULES` (default true): also look at every `tp-*`
     /// schedule of the group (one `GetSchedule` each) for targets naming the session, not
     /// only the ones its state lists.
     pub scan_schedules: bool,
+    /// `TELEPIPE_AUDIT_BUCKET`: the Object Lock audit bucket `forget` appends to (and
+    /// `telepipe audit --aws` reads).
+    pub audit_bucket: Option<String>,
 }
 
 impl AwsSessionConfig {
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let prefix = |name: &str, default: &str| var(name).unwrap_or_else(|| default.to_owned());
+        // The workers' own parser, so forget and reprocess look where they wrote (an
+        // invalid value stops the workers at start-up: nothing is under it).
+        let env = telepipe_workers::config::Env::process();
+        let prefix = |name: &'static str, default: &str| {
+            telepipe_workers::config::prefix(&env, name, default)
+                .unwrap_or_else(|_| default.to_owned())
+        };
         Self {
             recordings_bucket: var("TELEPIPE_RECORDINGS_BUCKET"),
             recordings_prefix: prefix("TELEPIPE_RECORDINGS_PREFIX", "recordings/"),
+            capture_prefix: prefix(
+                "TELEPIPE_CAPTURE_PREFIX",
+                telepipe_workers::config::DEFAULT_CAPTURE_PREFIX,
+            ),
             transcripts_bucket: var("TELEPIPE_TRANSCRIPTS_BUCKET"),
             transcripts_prefix: prefix("TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/"),
             results_bucket: var("TELEPIPE_RESULTS_BUCKET"),
@@ -75,8 +90,11 @@ impl AwsSessionConfig {
             operator: var("TELEPIPE_OPERATOR")
                 .or_else(|| var("USER"))
                 .or_else(|| var("LOGNAME")),
-            scan_schedules: var("TELEPIPE_FORGET_SCAN_SCHEDULES")
-                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
+            // On by default: a schedule the session's state lost track of still names it.
+            scan_schedules: env
+                .flag("TELEPIPE_FORGET_SCAN_SCHEDULES", true)
+                .unwrap_or(true),
+            audit_bucket: var("TELEPIPE_AUDIT_BUCKET"),
         }
     }
 
@@ -113,6 +131,7 @@ pub struct AwsSessionData {
     dynamodb: aws_sdk_dynamodb::Client,
     scheduler: aws_sdk_scheduler::Client,
     sqs: aws_sdk_sqs::Client,
+    transcribe: aws_sdk_transcribe::Client,
 }
 
 fn missing(variable: &'static str) -> PortError {
@@ -130,6 +149,60 @@ fn s(value: &str) -> AttributeValue {
 }
 
 impl AwsSessionData {
+    /// The session's Transcribe Medical jobs: names the status store recorded (while it
+    /// still holds them) and every job whose name is `{session}-{digest}[-a{n}]`, listed.
+    async fn transcription_jobs(
+        &self,
+        store: Store,
+        session_id: &str,
+    ) -> Result<Vec<Item>, PortError> {
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(table) = &self.config.status_table {
+            let status = DynamoStatus::from_client(self.dynamodb.clone(), table.clone(), 1);
+            for transition in status.timeline(session_id).await? {
+                names.extend(transition.job_name);
+            }
+        }
+        let prefix = format!("{session_id}-");
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .transcribe
+                .list_medical_transcription_jobs()
+                .job_name_contains(&prefix)
+                .max_results(100)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| classify(&e, "transcribe", "ListMedicalTranscriptionJobs"))?;
+            for job in page.medical_transcription_job_summaries() {
+                if let Some(name) = job.medical_transcription_job_name() {
+                    if telepipe_workers::status::split_attempt(name)
+                        .0
+                        .strip_prefix(&prefix)
+                        .is_some_and(|digest| {
+                            digest.len() == 24 && digest.bytes().all(|b| b.is_ascii_hexdigit())
+                        })
+                    {
+                        names.insert(name.to_owned());
+                    }
+                }
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(names
+            .into_iter()
+            .map(|name| Item {
+                store,
+                label: format!("transcription job {name}"),
+                handle: format!("transcribe-job\n{name}"),
+            })
+            .collect())
+    }
+
     pub fn new(context: AwsContext, config: AwsSessionConfig) -> Self {
         let s3_config = aws_sdk_s3::config::Builder::from(&context.sdk)
             .force_path_style(context.s3_force_path_style)
@@ -139,9 +212,61 @@ impl AwsSessionData {
             dynamodb: aws_sdk_dynamodb::Client::new(&context.sdk),
             scheduler: aws_sdk_scheduler::Client::new(&context.sdk),
             sqs: aws_sdk_sqs::Client::new(&context.sdk),
+            transcribe: aws_sdk_transcribe::Client::new(&context.sdk),
             context,
             config,
         }
+    }
+
+    /// A session's audit trail from the audit bucket (`telepipe audit --aws`), oldest first.
+    pub async fn audit_trail(
+        &self,
+        session_id: &str,
+        since_ms: i64,
+    ) -> Result<Vec<telepipe_events::audit::AuditEntry>, PortError> {
+        let bucket = need(&self.config.audit_bucket, "TELEPIPE_AUDIT_BUCKET")?;
+        let mut entries = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(format!("audit/{session_id}/"))
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| classify(&e, "s3", "ListObjectsV2"))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                let body = self
+                    .s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&e, "s3", "GetObject"))?
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|_| PortError::new(PortErrorKind::Unavailable, "s3", "GetObject"))?
+                    .into_bytes();
+                if let Ok(entry) =
+                    serde_json::from_slice::<telepipe_events::audit::AuditEntry>(&body)
+                {
+                    if entry.at_ms >= since_ms {
+                        entries.push(entry);
+                    }
+                }
+            }
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        entries.sort_by(|a, b| (a.at_ms, &a.entry_id).cmp(&(b.at_ms, &b.entry_id)));
+        Ok(entries)
     }
 
     pub fn config(&self) -> &AwsSessionConfig {
@@ -399,7 +524,11 @@ impl SessionData for AwsSessionData {
                 Ok(items)
             }
             // SQS cannot delete selectively; the outbox and local history do not exist here.
-            Store::QueuedMessages | Store::Outbox | Store::History => Ok(Vec::new()),
+            Store::QueuedMessages | Store::Outbox => Ok(Vec::new()),
+            // On AWS the session's history outside telepipe's stores is its Transcribe
+            // Medical job records: they keep the media URI (whose file name may name the
+            // patient) until deleted.
+            Store::History => self.transcription_jobs(store, session_id).await,
             Store::Intents => {
                 let table = need(&c.sessions_table, "TELEPIPE_SESSIONS_TABLE")?;
                 let rows = self.query(table, session_id, Some("intent#")).await?;
@@ -430,8 +559,14 @@ impl SessionData for AwsSessionData {
             }
             Store::Recordings => {
                 let bucket = need(&c.recordings_bucket, "TELEPIPE_RECORDINGS_BUCKET")?;
-                self.versions(store, bucket, &c.recordings_prefix, session_id)
-                    .await
+                let mut items = self
+                    .versions(store, bucket, &c.recordings_prefix, session_id)
+                    .await?;
+                items.extend(
+                    self.versions(store, bucket, &c.capture_prefix, session_id)
+                        .await?,
+                );
+                Ok(items)
             }
         }
     }
@@ -460,6 +595,28 @@ impl SessionData for AwsSessionData {
                     .await
                     .map_err(|e| classify(&e, "dynamodb", "DeleteItem"))?;
                 Ok(())
+            }
+            ["transcribe-job", name] => {
+                match self
+                    .transcribe
+                    .delete_medical_transcription_job()
+                    .medical_transcription_job_name(*name)
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(err) => {
+                        let err = classify(&err, "transcribe", "DeleteMedicalTranscriptionJob");
+                        // Gone already (a resumed forget, or expired): nothing left to delete.
+                        if err.kind == PortErrorKind::NotFound
+                            || err.code.as_deref() == Some("BadRequestException")
+                        {
+                            Ok(())
+                        } else {
+                            Err(err)
+                        }
+                    }
+                }
             }
             ["schedule", group, name] => {
                 match self
@@ -490,6 +647,13 @@ impl SessionData for AwsSessionData {
     }
 
     async fn write_audit(&self, entry: &AuditEntry) -> Result<(), PortError> {
+        if let Some(bucket) = &self.config.audit_bucket {
+            use telepipe_workers::ports::AuditLog;
+            let trail = crate::session_data::trail_entry(entry);
+            telepipe_workers::aws::S3AuditLog::from_client(self.s3.clone(), bucket.clone())
+                .append(&trail)
+                .await?;
+        }
         let table = need(&self.config.sessions_table, "TELEPIPE_SESSIONS_TABLE")?;
         let mut request = self
             .dynamodb

@@ -140,6 +140,40 @@ pub struct AuditEntry {
     pub runs: u32,
 }
 
+/// The audit-trail entry of a forget's record: who, which session, started or completed,
+/// and how many items each store lost (counts, never contents).
+pub fn trail_entry(entry: &AuditEntry) -> telepipe_events::audit::AuditEntry {
+    use telepipe_events::audit::AuditAction;
+    let action = if entry.is_completed() {
+        AuditAction::ForgetCompleted
+    } else {
+        AuditAction::ForgetStarted
+    };
+    let mut refs = vec![format!("forget:{}", entry.id)];
+    if entry.is_completed() {
+        refs.extend(
+            entry
+                .deleted
+                .iter()
+                .map(|(store, n)| format!("{store}:{n}")),
+        );
+    }
+    let at = entry
+        .completed_at
+        .as_deref()
+        .unwrap_or(&entry.started_at)
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .unwrap_or_default();
+    telepipe_events::audit::AuditEntry::new(
+        &format!("operator:{}", entry.by),
+        action,
+        Some(&entry.session_id),
+        refs,
+        at,
+    )
+}
+
 impl AuditEntry {
     pub const STARTED: &'static str = "started";
     pub const COMPLETED: &'static str = "completed";

@@ -299,7 +299,14 @@ impl DlqAdmin for SqsDlqAdmin {
         }
         let mut dlqs = Vec::new();
         for url in urls {
-            let sources = self.sources(&url).await?;
+            // The operator policy names this stack's queues only: another stack's queue
+            // answers AccessDenied, which means "not ours", not a failure of the listing.
+            let sources = match self.sources(&url).await {
+                Err(err) if err.kind == telepipe_workers::error::PortErrorKind::AccessDenied => {
+                    continue
+                }
+                other => other?,
+            };
             if sources.is_empty() && conventional_source(queue_name(&url)).is_none() {
                 continue;
             }

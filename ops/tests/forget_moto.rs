@@ -5,7 +5,10 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled,
+    ObjectLockRetentionMode, ObjectLockRule, VersioningConfiguration,
+};
 use telepipe_ops::aws_session::{AwsSessionConfig, AwsSessionData, AUDIT_PK};
 use telepipe_ops::session_data::{forget, reprocess, SessionData, Stage, Store};
 use telepipe_tests::{
@@ -25,7 +28,11 @@ struct Deployment {
 
 const BASE: &str = "0123456789abcdef01234567";
 
-async fn deployment() -> Deployment {
+/// Transcribe job names are global to the moto server: one test at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn deployment() -> (Deployment, tokio::sync::MutexGuard<'static, ()>) {
+    let serial = SERIAL.lock().await;
     let context = moto_context().await;
     let s3 = s3_client(&context);
     let dynamodb = aws_sdk_dynamodb::Client::new(&context.sdk);
@@ -35,6 +42,34 @@ async fn deployment() -> Deployment {
     for bucket in &buckets {
         s3.create_bucket().bucket(bucket).send().await.unwrap();
     }
+    // The audit bucket as the template makes it: Object Lock, compliance mode.
+    let audit_bucket = unique("audit");
+    s3.create_bucket()
+        .bucket(&audit_bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    s3.put_object_lock_configuration()
+        .bucket(&audit_bucket)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::Compliance)
+                                .days(2557)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     s3.put_bucket_versioning()
         .bucket(&buckets[0])
         .versioning_configuration(
@@ -59,6 +94,7 @@ async fn deployment() -> Deployment {
     let config = AwsSessionConfig {
         recordings_bucket: Some(buckets[0].clone()),
         recordings_prefix: "recordings/".into(),
+        capture_prefix: "captures/".into(),
         transcripts_bucket: Some(buckets[1].clone()),
         transcripts_prefix: "transcripts/".into(),
         results_bucket: Some(buckets[2].clone()),
@@ -70,6 +106,7 @@ async fn deployment() -> Deployment {
         clinical_queue_url: Some(clinical_url),
         operator: Some("tester".into()),
         scan_schedules: false,
+        audit_bucket: Some(audit_bucket),
     };
     let deployment = Deployment {
         context,
@@ -81,7 +118,7 @@ async fn deployment() -> Deployment {
     for session in ["visit-a", "visit-b"] {
         deployment.populate(session).await;
     }
-    deployment
+    (deployment, serial)
 }
 
 impl Deployment {
@@ -115,6 +152,13 @@ impl Deployment {
             .await
             .unwrap();
         self.put(recordings, &key, "v3").await;
+        // A Chime capture chunk of the same visit, in the same bucket.
+        self.put(
+            recordings,
+            &format!("captures/{session}/audio/2026-12-01-15-00-00-000.mp4"),
+            "chunk",
+        )
+        .await;
         let job = format!("{session}-{BASE}");
         self.put(
             c.transcripts_bucket.as_deref().unwrap(),
@@ -128,6 +172,30 @@ impl Deployment {
             "{}",
         )
         .await;
+        // The session's Transcribe Medical job, as intake starts it (its record keeps the
+        // media URI). Job names are per account and region, shared by every test on this
+        // moto server: the tests run one at a time and each starts from a fresh job.
+        let transcribe = aws_sdk_transcribe::Client::new(&self.context.sdk);
+        let _ = transcribe
+            .delete_medical_transcription_job()
+            .medical_transcription_job_name(&job)
+            .send()
+            .await;
+        transcribe
+            .start_medical_transcription_job()
+            .medical_transcription_job_name(&job)
+            .language_code(aws_sdk_transcribe::types::LanguageCode::EnUs)
+            .media(
+                aws_sdk_transcribe::types::Media::builder()
+                    .media_file_uri(format!("s3://{recordings}/{key}"))
+                    .build(),
+            )
+            .output_bucket_name(c.transcripts_bucket.as_deref().unwrap())
+            .specialty(aws_sdk_transcribe::types::Specialty::Primarycare)
+            .r#type(aws_sdk_transcribe::types::Type::Conversation)
+            .send()
+            .await
+            .unwrap();
         let status = DynamoStatus::new(&self.context, c.status_table.clone().unwrap(), 0);
         for state in [State::Received, State::Transcribing] {
             status
@@ -197,7 +265,7 @@ impl Deployment {
 
 #[tokio::test]
 async fn forget_deletes_every_version_and_item_of_one_session_only() {
-    let d = deployment().await;
+    let (d, _serial) = deployment().await;
     let data = d.data();
     let expected = vec![
         (Store::Schedules, 1),
@@ -206,15 +274,16 @@ async fn forget_deletes_every_version_and_item_of_one_session_only() {
         (Store::Intents, 1),
         (Store::SessionState, 1),
         (Store::Status, 3),
-        (Store::History, 0),
+        (Store::History, 1),
         (Store::Results, 1),
         (Store::Transcripts, 1),
-        (Store::Recordings, 4),
+        // 3 versions and a delete marker of the upload, 1 Chime capture chunk.
+        (Store::Recordings, 5),
     ];
     assert_eq!(d.counts("visit-a").await, expected);
 
     let plan = forget(&data, "visit-a", true).await.unwrap();
-    assert_eq!(plan.found[&Store::Recordings].len(), 4);
+    assert_eq!(plan.found[&Store::Recordings].len(), 5);
     let printed = format!("{:?}", plan.found);
     assert!(
         !printed.contains("Maria") && !printed.contains("recordings/"),
@@ -230,7 +299,10 @@ async fn forget_deletes_every_version_and_item_of_one_session_only() {
     let audit = report.audit.unwrap();
     assert!(audit.is_completed());
     assert_eq!(audit.by, "aws:tester");
-    assert_eq!(audit.deleted["recordings"], 4);
+    assert_eq!(
+        audit.deleted["recordings"], 5,
+        "4 versions and markers, 1 capture chunk"
+    );
     assert_eq!(audit.deleted["schedules"], 1);
     assert!(d.counts("visit-a").await.iter().all(|(_, n)| *n == 0));
     assert_eq!(
@@ -246,6 +318,17 @@ async fn forget_deletes_every_version_and_item_of_one_session_only() {
             .await
             .unwrap();
     assert!(versions.versions().is_empty() && versions.delete_markers().is_empty());
+    let captures =
+        d.s3.list_object_versions()
+            .bucket(d.config.recordings_bucket.as_deref().unwrap())
+            .prefix("captures/visit-a/")
+            .send()
+            .await
+            .unwrap();
+    assert!(
+        captures.versions().is_empty(),
+        "the capture chunks are gone too"
+    );
 
     // The audit item: in the sessions table, completed, no PHI.
     let items = d
@@ -267,11 +350,62 @@ async fn forget_deletes_every_version_and_item_of_one_session_only() {
         "{text}"
     );
     assert!(data.unfinished_audit("visit-a").await.unwrap().is_none());
+
+    // The session's Transcribe Medical job is gone; the other session's is not.
+    let transcribe = aws_sdk_transcribe::Client::new(&d.context.sdk);
+    let job = |session: &str| format!("{session}-{BASE}");
+    assert!(transcribe
+        .get_medical_transcription_job()
+        .medical_transcription_job_name(job("visit-a"))
+        .send()
+        .await
+        .is_err());
+    transcribe
+        .get_medical_transcription_job()
+        .medical_transcription_job_name(job("visit-b"))
+        .send()
+        .await
+        .expect("the other session's job is kept");
+    assert_eq!(audit.deleted["history"], 1, "one transcription job");
+
+    // The audit trail in the Object Lock bucket: started and completed, retained in
+    // compliance mode, no PHI, readable through `telepipe audit --aws`.
+    let trail = data.audit_trail("visit-a", 0).await.unwrap();
+    let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["forget_started", "forget_completed"]);
+    assert!(trail.iter().all(|e| e.actor == "operator:aws:tester"));
+    let bucket = d.config.audit_bucket.as_deref().unwrap();
+    let key = trail[1].object_key();
+    // (moto answers GetObjectRetention with the object; its HEAD carries the lock.)
+    let head =
+        d.s3.head_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(
+        head.object_lock_mode(),
+        Some(&aws_sdk_s3::types::ObjectLockMode::Compliance)
+    );
+    let retain_until = head.object_lock_retain_until_date().unwrap().secs();
+    let seven_years = 2557 * 86_400;
+    assert!(
+        retain_until > jiff::Timestamp::now().as_second() + seven_years - 86_400,
+        "retained for AuditRetentionDays"
+    );
+    for entry in &trail {
+        let text = entry.to_json();
+        assert!(
+            !text.contains("Maria") && !text.contains("recordings/"),
+            "{text}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn an_unfinished_aws_forget_is_resumed() {
-    let d = deployment().await;
+    let (d, _serial) = deployment().await;
     let data = d.data();
     // A forget that died after writing its plan: the entry is started.
     let mut entry = telepipe_ops::session_data::AuditEntry {
@@ -298,7 +432,7 @@ async fn an_unfinished_aws_forget_is_resumed() {
 
 #[tokio::test]
 async fn reprocess_sends_notifications_to_the_stage_queues() {
-    let d = deployment().await;
+    let (d, _serial) = deployment().await;
     let data = d.data();
     let sqs = sqs_client(&d.context);
     let sent = reprocess(&data, "visit-a", Stage::Transcription, false)
@@ -334,7 +468,7 @@ async fn reprocess_sends_notifications_to_the_stage_queues() {
 
 #[tokio::test]
 async fn a_schedule_scan_finds_schedules_the_state_no_longer_lists() {
-    let mut d = deployment().await;
+    let (mut d, _serial) = deployment().await;
     d.schedule("tp-r-orphan-a", "visit-a").await;
     d.schedule("tp-r-orphan-b", "visit-b").await;
     assert_eq!(

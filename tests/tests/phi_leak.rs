@@ -273,3 +273,197 @@ fn no_marker_reaches_logs_or_events() {
         }
     }
 }
+
+/// The session-facing stages: a booking carrying a patient's number and email, a clinic
+/// name and a join link that are all markers, a malformed booking whose number arrives
+/// as a JSON number, the reminders it schedules sent (and one failing ambiguously), and
+/// a Chime capture event — everything at trace level through the production subscriber.
+/// No marker may reach a log line, an event detail or a dead letter's reason or context.
+#[test]
+fn sessions_notifier_and_capture_leak_no_address_name_or_text_at_trace() {
+    use telepipe_workers::capture::{self, CapturePorts};
+    use telepipe_workers::config::{CaptureConfig, NotifierConfig, SessionsConfig};
+    use telepipe_workers::memory::{
+        MemoryLedger, MemoryNotifications, MemoryPipelines, MemoryScheduler, MemorySender,
+        MemorySessionStore,
+    };
+    use telepipe_workers::notifier::{self, NotifierPorts};
+    use telepipe_workers::sessions::{self, SessionsPorts};
+
+    const SESSION_MARKERS: [&str; 6] = [
+        "0199321",
+        "quenby",
+        "marisol",
+        "zebraquartz",
+        "xylophonia",
+        "glimmerstone",
+    ];
+    let captured = Captured::default();
+    let subscriber = json_subscriber(captured.clone(), filter("trace,lambda_runtime=trace"));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let queue = MemoryQueue::default();
+    let consumer = ConsumerConfig::from_env(&Env::from_pairs(&[
+        ("TELEPIPE_QUEUE_URL", "q"),
+        ("TELEPIPE_DLQ_URL", "d"),
+    ]))
+    .unwrap();
+    let (store, scheduler, notifications, events) = (
+        MemorySessionStore::default(),
+        MemoryScheduler::default(),
+        MemoryNotifications::default(),
+        MemoryEvents::default(),
+    );
+    let envelope = |detail_type: &str, detail: serde_json::Value| {
+        serde_json::json!({"version": "0", "id": "x", "detail-type": detail_type,
+            "source": "telehealth.sessions", "account": "1", "time": "2026-03-01T00:00:00Z",
+            "region": "us-east-1", "resources": [], "detail": detail})
+        .to_string()
+    };
+    let booking = |address: serde_json::Value| {
+        envelope(
+            "Session Scheduled",
+            serde_json::json!({
+                "session_id": "s-9", "version": 1, "start": "2026-03-10T15:00:00Z",
+                "duration_minutes": 30, "patient_time_zone": "America/New_York", "locale": "en",
+                "clinic_name": "Zebraquartz Clinic", "join_url": "https://visit.example.org/xylophonia",
+                "patient": {"reference": "p-1", "channel": "sms", "address": address},
+                "clinician": {"reference": "c-1", "channel": "email", "address": "quenby.marisol@example.org"}
+            }),
+        )
+    };
+    let sessions_config = SessionsConfig::from_env(&Env::from_pairs(&[])).unwrap();
+    let sessions_ports = SessionsPorts {
+        store: &store,
+        scheduler: &scheduler,
+        notifications: &notifications,
+        events: &events,
+    };
+    let messages = [
+        received("s1", booking("+15550199321".into())),
+        received("s2", booking(15_550_199_321u64.into())),
+        received(
+            "s3",
+            envelope(
+                "Session Scheduled",
+                serde_json::json!({"session_id": "s-9", "version": 2, "start": "Glimmerstone o'clock"}),
+            ),
+        ),
+    ];
+    runtime.block_on(process_batch(
+        sessions::STAGE,
+        &messages,
+        &queue,
+        &consumer,
+        async |body: &str| {
+            sessions::handle_message(
+                &sessions_ports,
+                &sessions_config,
+                body,
+                "2026-03-01T12:00:00Z".parse().unwrap(),
+            )
+            .await
+        },
+    ));
+    let reminders = scheduler.fire_due("2026-03-10T15:00:00Z".parse().unwrap());
+    assert!(!reminders.is_empty(), "reminders were scheduled");
+
+    let sender = MemorySender::default();
+    let ledger = MemoryLedger::default();
+    let notifier_config = NotifierConfig::from_env(&Env::from_pairs(&[])).unwrap();
+    let notifier_ports = NotifierPorts {
+        store: &store,
+        ledger: &ledger,
+        sender: &sender,
+        events: &events,
+    };
+    // The second send fails ambiguously: logged and published as outcome_unknown.
+    sender.failures.push(None);
+    sender
+        .failures
+        .push(Some(telepipe_workers::error::PortErrorKind::Timeout));
+    let messages: Vec<Received> = reminders
+        .iter()
+        .enumerate()
+        .map(|(i, r)| received(&format!("n{i}"), r.payload.clone()))
+        .collect();
+    runtime.block_on(process_batch(
+        notifier::STAGE,
+        &messages,
+        &queue,
+        &consumer,
+        async |body: &str| {
+            notifier::handle_message(
+                &notifier_ports,
+                &notifier_config,
+                body,
+                "attempt-1",
+                "2026-03-09T15:00:00Z".parse().unwrap(),
+            )
+            .await
+        },
+    ));
+    assert!(
+        !sender.sent.lock().unwrap().is_empty(),
+        "a reminder went out (and carried the clinic name, as it must)"
+    );
+
+    let pipelines = MemoryPipelines::default();
+    let listing = MemoryStore::default();
+    let capture_config =
+        CaptureConfig::from_env(&Env::from_pairs(&[("TELEPIPE_RECORDINGS_BUCKET", "rec")]))
+            .unwrap();
+    let capture_ports = CapturePorts {
+        pipelines: &pipelines,
+        listing: &listing,
+        events: &events,
+    };
+    let capture_event = serde_json::json!({"version": "0", "id": "c", "detail-type": "Chime Media Pipeline State Change",
+        "source": "aws.chime", "account": "1", "region": "us-east-1", "resources": [],
+        "detail": {"eventType": "chime:MediaPipelineDeleted", "externalMeetingId": "Marisol Quenby",
+                   "mediaPipelineId": "e40ee45e-2ed1-408e-9156-f52b8208a491"}})
+    .to_string();
+    runtime.block_on(process_batch(
+        capture::STAGE,
+        &[received("c1", capture_event)],
+        &queue,
+        &consumer,
+        async |body: &str| capture::handle_message(&capture_ports, &capture_config, body).await,
+    ));
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone())
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        logs.contains("\"message_id\":\"s1\"") && logs.contains("\"message_id\":\"n0\""),
+        "logging was captured: {logs}"
+    );
+    let letters = queue.dead_letters.lock().unwrap().clone();
+    assert_eq!(letters.len(), 2, "the malformed bookings: {letters:?}");
+    let published: Vec<String> = events
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.detail.to_lowercase())
+        .collect();
+    assert!(published.iter().any(|d| d.contains("outcome_unknown")));
+    for marker in SESSION_MARKERS {
+        for (n, line) in logs.lines().enumerate() {
+            assert!(!line.contains(marker), "{marker} in log line {n}: {line}");
+        }
+        for detail in &published {
+            assert!(!detail.contains(marker), "{marker} in event {detail}");
+        }
+        for letter in &letters {
+            let attributes = format!("{} {}", letter.reason, letter.context).to_lowercase();
+            assert!(
+                !attributes.contains(marker),
+                "{marker} in dead-letter attributes {attributes}"
+            );
+        }
+    }
+}

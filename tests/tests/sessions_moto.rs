@@ -73,6 +73,47 @@ fn session_event(
 }
 
 #[tokio::test]
+async fn session_state_expires_a_set_number_of_days_after_the_session_ends() {
+    let context = moto_context().await;
+    let table = create_pk_sk_table(&context, "sessions").await;
+    let store = DynamoSessionStore::new(&context, table.clone()).with_retention_days(30);
+    let mut state = SessionState::new("s-ttl");
+    store.save(&state, None).await.unwrap();
+    state.timing = Some(telepipe_workers::sessions::state::Timing {
+        start: "2026-03-10T15:00:00Z".parse().unwrap(),
+        duration_minutes: 30,
+        time_zone: "UTC".into(),
+    });
+    store.save(&state, Some(1)).await.unwrap();
+    let item = |id: &'static str| {
+        let client = aws_sdk_dynamodb::Client::new(&context.sdk);
+        let table = table.clone();
+        async move {
+            client
+                .get_item()
+                .table_name(table)
+                .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(id.into()))
+                .key(
+                    "sk",
+                    aws_sdk_dynamodb::types::AttributeValue::S("state".into()),
+                )
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap()
+        }
+    };
+    let expires: i64 = item("s-ttl").await["expires_at"]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let end: Timestamp = "2026-03-10T15:30:00Z".parse().unwrap();
+    assert_eq!(expires, end.as_second() + 30 * 86_400);
+}
+
+#[tokio::test]
 async fn dynamodb_state_writes_are_conditional_and_claims_are_exclusive() {
     let context = moto_context().await;
     let table = create_pk_sk_table(&context, "sessions").await;
@@ -100,6 +141,11 @@ async fn dynamodb_state_writes_are_conditional_and_claims_are_exclusive() {
     assert_eq!(
         ledger.claim("s-dyn", "i-1", "b", now).await.unwrap(),
         Claim::InFlight { claimed_at: now }
+    );
+    // A claim the SDK retried after its first attempt landed: the owner gets it back.
+    assert_eq!(
+        ledger.claim("s-dyn", "i-1", "a", now).await.unwrap(),
+        Claim::Claimed
     );
     ledger.release("s-dyn", "i-1", "b").await.unwrap(); // not b's: stays
     assert!(matches!(

@@ -253,6 +253,8 @@ fn job_request(job_name: &str, bucket: &str) -> MedicalJobRequest {
         conversation_type: "CONVERSATION".into(),
         speakers: SpeakerMode::SpeakerLabels { max_speakers: 2 },
         language_code: "en-US".into(),
+        vocabulary_name: None,
+        identify_phi: false,
     }
 }
 

@@ -106,7 +106,25 @@ impl WhisperEngine {
     /// Mono audio is one speaker (`speaker_labels`, `spk_0`); two-channel audio is one speaker
     /// per channel (`channel_labels`, `ch_0`/`ch_1`), each channel transcribed on its own.
     pub fn transcribe_wav(&self, wav: &[u8], job_name: &str) -> Result<Vec<u8>, WhisperError> {
-        let audio = decode_wav(wav)?;
+        self.transcribe_audio(&decode_wav(wav)?, job_name)
+    }
+
+    /// Transcribes a recording in any format [`crate::media::decode_media`] reads.
+    pub fn transcribe_media(
+        &self,
+        media: &[u8],
+        format: &str,
+        job_name: &str,
+    ) -> Result<Vec<u8>, WhisperError> {
+        let decoded = crate::media::decode_media(media, format)?;
+        self.transcribe_audio(&decoded.audio, job_name)
+    }
+
+    fn transcribe_audio(
+        &self,
+        audio: &crate::audio::Audio,
+        job_name: &str,
+    ) -> Result<Vec<u8>, WhisperError> {
         let recognized = if audio.channels.len() == 1 {
             Recognized::Mono(self.inner.recognize(&audio.channels[0], &self.options)?)
         } else {

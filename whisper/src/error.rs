@@ -11,6 +11,12 @@ pub enum WhisperError {
     /// A WAV file of a kind this crate does not transcribe (e.g. more than two channels).
     #[error("unsupported WAV file: {0}")]
     UnsupportedWav(String),
+    /// A compressed recording (MP3, AAC/MP4, FLAC, Ogg) that cannot be read or holds no audio.
+    #[error("unreadable audio: {0}")]
+    Media(String),
+    /// A format or codec the local transcriber has no decoder for; names the codec.
+    #[error("unsupported local format: {0}")]
+    UnsupportedCodec(String),
     /// The model file is missing, unreadable, not a ggml Whisper model, or rejected by whisper.cpp.
     #[error("Whisper model {}: {reason}", path.display())]
     Model { path: PathBuf, reason: String },

@@ -4,6 +4,7 @@
 //!
 //! Modules:
 //! - [`audio`]: WAV bytes to 16 kHz mono `f32` tracks, one per channel (hound + linear resampling);
+//! - [`media`]: MP3, AAC in MP4/M4A, FLAC and Ogg Vorbis too (symphonia), and WAV encoding;
 //! - [`words`]: Whisper tokens to Transcribe items (words, punctuation, times, confidence), pure;
 //! - [`transcript`]: items to the `telepipe_events::transcribe` document (speaker or channel labels);
 //! - [`ggml`]: structural check of whisper.cpp model files before whisper.cpp loads them;
@@ -20,6 +21,7 @@ pub mod audio;
 mod engine;
 mod error;
 pub mod ggml;
+pub mod media;
 pub mod transcript;
 pub mod words;
 
@@ -27,3 +29,4 @@ pub use audio::{decode_wav, Audio};
 pub use engine::{WhisperEngine, WhisperOptions, CLINICAL_PROMPT};
 pub use error::WhisperError;
 pub use ggml::{check_model_file, ModelInfo};
+pub use media::{decode_media, encode_wav, DecodedMedia};

@@ -72,12 +72,18 @@ pub enum Disposition {
     },
     /// Could not be parked or postponed; left to the queue's redrive.
     Failed,
+    /// Not started: the invocation's deadline was too near to begin it (left on the
+    /// queue untouched, it comes back after its visibility timeout).
+    NotStarted,
 }
 
 impl Disposition {
     /// Whether the message must be reported as a batch item failure (kept on the queue).
     pub fn keeps_message(&self) -> bool {
-        matches!(self, Self::RetryLater { .. } | Self::Failed)
+        matches!(
+            self,
+            Self::RetryLater { .. } | Self::Failed | Self::NotStarted
+        )
     }
 }
 
@@ -218,11 +224,35 @@ where
     Q: MessageQueue,
     F: AsyncFn(&str) -> Result<T, StageError>,
 {
+    process_batch_before(stage, messages, queue, config, None, handle).await
+}
+
+/// [`process_batch`] that starts no message once `start_before` has passed: a message
+/// begun too close to the invocation's deadline could be cut off mid-way (for the
+/// notifier, after a provider accepted it but before the ledger says so). What is not
+/// started stays on the queue as a batch item failure, untouched.
+pub async fn process_batch_before<Q, F, T>(
+    stage: &'static str,
+    messages: &[Received],
+    queue: &Q,
+    config: &ConsumerConfig,
+    start_before: Option<std::time::Instant>,
+    handle: F,
+) -> (BatchResponse, Vec<Disposition>)
+where
+    Q: MessageQueue,
+    F: AsyncFn(&str) -> Result<T, StageError>,
+{
     let mut response = BatchResponse::default();
     let mut dispositions = Vec::with_capacity(messages.len());
     metrics::collect(metrics::current(), async {
         for message in messages {
-            let disposition = process_one(stage, message, queue, config, &handle).await;
+            let late = start_before.is_some_and(|limit| std::time::Instant::now() >= limit);
+            let disposition = if late {
+                Disposition::NotStarted
+            } else {
+                process_one(stage, message, queue, config, &handle).await
+            };
             if disposition.keeps_message() {
                 response.batch_item_failures.push(BatchItemFailure {
                     item_identifier: message.message_id.clone(),

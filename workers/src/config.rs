@@ -123,7 +123,10 @@ impl<'a> Env<'a> {
     }
 }
 
-fn prefix(env: &Env, name: &'static str, default: &str) -> Result<String, ConfigError> {
+/// Reads a key-prefix variable: the one place prefixes are parsed, for every worker and
+/// for the operator tools (`forget`, `reprocess`, `status`), so all of them find the same
+/// keys. A prefix always ends with `/` (or is empty).
+pub fn prefix(env: &Env, name: &'static str, default: &str) -> Result<String, ConfigError> {
     let value = env.or(name, default);
     if value.starts_with('/') || value.contains("//") {
         return Err(ConfigError {
@@ -231,6 +234,13 @@ pub struct IntakeConfig {
     pub specialty: String,
     /// `TELEPIPE_CONVERSATION_TYPE` (default `CONVERSATION`; or `DICTATION`).
     pub conversation_type: String,
+    /// `TELEPIPE_CAPTURE_PREFIX` (default `captures/`): Chime capture artifacts, which
+    /// intake acknowledges and ignores if a notification brings them.
+    pub capture_prefix: String,
+    /// `TELEPIPE_VOCABULARY_NAME` (optional): a Transcribe Medical custom vocabulary.
+    pub vocabulary_name: Option<String>,
+    /// `TELEPIPE_IDENTIFY_PHI` (default false): `ContentIdentificationType=PHI`.
+    pub identify_phi: bool,
 }
 
 pub const DEFAULT_MAX_RECORDING_BYTES: u64 = 2 * 1024 * 1024 * 1024;
@@ -273,7 +283,89 @@ impl IntakeConfig {
             },
             specialty: env.or("TELEPIPE_SPECIALTY", "PRIMARYCARE"),
             conversation_type,
+            capture_prefix: prefix(env, "TELEPIPE_CAPTURE_PREFIX", DEFAULT_CAPTURE_PREFIX)?,
+            vocabulary_name: vocabulary_name(env, "TELEPIPE_VOCABULARY_NAME")?,
+            identify_phi: env.flag("TELEPIPE_IDENTIFY_PHI", false)?,
         })
+    }
+}
+
+/// Where platforms point their Chime media capture sinks, below the recordings bucket.
+pub const DEFAULT_CAPTURE_PREFIX: &str = "captures/";
+
+/// Transcribe's vocabulary names: 1–200 of letters, digits, `.`, `_`, `-`.
+fn vocabulary_name(env: &Env, variable: &'static str) -> Result<Option<String>, ConfigError> {
+    let Some(name) = env.optional(variable) else {
+        return Ok(None);
+    };
+    let name = name.trim().to_owned();
+    if name.len() > 200
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(ConfigError {
+            variable,
+            problem: "must be 1-200 of letters, digits, '.', '_', '-'".into(),
+        });
+    }
+    Ok(Some(name))
+}
+
+/// Where the audit trail goes on AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// `TELEPIPE_AUDIT_BUCKET` (optional; the template always sets it): the Object Lock
+    /// bucket. Unset, no audit entries are written (said once at start-up).
+    pub bucket: Option<String>,
+}
+
+impl AuditConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            bucket: env.optional("TELEPIPE_AUDIT_BUCKET"),
+        })
+    }
+}
+
+/// The `capture` stage's settings (Chime SDK media capture → one recording).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureConfig {
+    /// `TELEPIPE_RECORDINGS_BUCKET` (required): holds captures and recordings.
+    pub recordings_bucket: String,
+    /// `TELEPIPE_RECORDINGS_PREFIX` (default `recordings/`): where the joined recording goes.
+    pub recordings_prefix: String,
+    /// `TELEPIPE_CAPTURE_PREFIX` (default `captures/`): capture sinks are `{prefix}{session_id}`.
+    pub capture_prefix: String,
+}
+
+impl CaptureConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let config = Self {
+            recordings_bucket: env.required("TELEPIPE_RECORDINGS_BUCKET")?,
+            recordings_prefix: prefix(env, "TELEPIPE_RECORDINGS_PREFIX", "recordings/")?,
+            capture_prefix: prefix(env, "TELEPIPE_CAPTURE_PREFIX", DEFAULT_CAPTURE_PREFIX)?,
+        };
+        // Overlapping prefixes would feed capture chunks to intake one by one.
+        if config.capture_prefix.starts_with(&config.recordings_prefix)
+            || config.recordings_prefix.starts_with(&config.capture_prefix)
+        {
+            return Err(ConfigError {
+                variable: "TELEPIPE_CAPTURE_PREFIX",
+                problem: "must not overlap TELEPIPE_RECORDINGS_PREFIX".into(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// `{capture prefix}{session}/`: the sink folder of a session's capture.
+    pub fn capture_folder(&self, session: &str) -> String {
+        format!("{}{session}/", self.capture_prefix)
+    }
+
+    /// `{recordings prefix}{session}/`: where the joined recording is written.
+    pub fn recording_folder(&self, session: &str) -> String {
+        format!("{}{session}/", self.recordings_prefix)
     }
 }
 
@@ -292,9 +384,14 @@ pub struct ClinicalConfig {
     pub nlp_concurrency: usize,
     /// `TELEPIPE_NLP_MAX_ATTEMPTS` (default 6): attempts per request on throttling/5xx.
     pub nlp_retry: RetryPolicy,
-    /// `TELEPIPE_MAX_TRANSCRIPT_BYTES` (default 64 MiB): larger transcripts are refused.
+    /// `TELEPIPE_MAX_TRANSCRIPT_BYTES` (default 12 MiB): larger transcripts are refused
+    /// before they are read. Transcribe's 4-hour media cap at the 2.1 MB per hour measured
+    /// on dense speech (BENCHMARKS.md) is 8.4 MB; the rest is headroom.
     pub max_transcript_bytes: u64,
 }
+
+/// The default `TELEPIPE_MAX_TRANSCRIPT_BYTES`.
+pub const DEFAULT_MAX_TRANSCRIPT_BYTES: u64 = 12 * 1024 * 1024;
 
 impl ClinicalConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -332,7 +429,7 @@ impl ClinicalConfig {
             },
             max_transcript_bytes: env.parsed(
                 "TELEPIPE_MAX_TRANSCRIPT_BYTES",
-                64 * 1024 * 1024,
+                DEFAULT_MAX_TRANSCRIPT_BYTES,
                 "a size in bytes",
             )?,
         })
@@ -443,6 +540,9 @@ pub struct SessionsConfig {
     /// `TELEPIPE_RECORDING_GRACE_MINUTES` (default 120): after a session ends, how long
     /// its recording may take before `Recording Missing` is published.
     pub recording_grace: jiff::SignedDuration,
+    /// `TELEPIPE_JOIN_URL_HOSTS` (default empty = any host): hosts a booking's `join_url`
+    /// may point to (exact names, comma-separated); it must be https in any case.
+    pub join_url_hosts: Vec<String>,
 }
 
 impl SessionsConfig {
@@ -477,8 +577,24 @@ impl SessionsConfig {
                 24 * 60,
             )?,
             recording_grace: minutes(env, "TELEPIPE_RECORDING_GRACE_MINUTES", 120, 7 * 24 * 60)?,
+            join_url_hosts: list(env, "TELEPIPE_JOIN_URL_HOSTS")
+                .into_iter()
+                .map(|host| host.to_ascii_lowercase())
+                .collect(),
         })
     }
+}
+
+/// A comma-separated list; empty items dropped.
+fn list(env: &Env, name: &'static str) -> Vec<String> {
+    env.optional(name)
+        .map(|text| {
+            text.split(',')
+                .map(|item| item.trim().to_owned())
+                .filter(|item| !item.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Which SMS provider the notifier uses.
@@ -573,6 +689,9 @@ pub struct SessionsAwsConfig {
     pub table: String,
     /// `TELEPIPE_NOTIFICATIONS_QUEUE_URL` (required): alerts and confirmations due now.
     pub notifications_queue_url: String,
+    /// `TELEPIPE_SESSION_TTL_DAYS` (default 30; 0 = until forget): days a session's state
+    /// is kept after the session ends (DynamoDB TTL).
+    pub state_ttl_days: u32,
 }
 
 impl SessionsAwsConfig {
@@ -580,6 +699,7 @@ impl SessionsAwsConfig {
         Ok(Self {
             table: env.required("TELEPIPE_SESSIONS_TABLE")?,
             notifications_queue_url: env.required("TELEPIPE_NOTIFICATIONS_QUEUE_URL")?,
+            state_ttl_days: env.parsed("TELEPIPE_SESSION_TTL_DAYS", 30u32, "whole days")?,
         })
     }
 }
@@ -668,6 +788,25 @@ impl TwilioConfig {
                 .trim_end_matches('/')
                 .to_owned(),
         })
+        .and_then(|config: Self| {
+            // The credentials travel in every request: plain http only to this machine.
+            let base = config.api_base.as_str();
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|host| {
+                    base.strip_prefix(host).is_some_and(|rest| {
+                        rest.is_empty() || rest.starts_with(':') || rest.starts_with('/')
+                    })
+                });
+            if base.starts_with("https://") || loopback {
+                Ok(config)
+            } else {
+                Err(ConfigError {
+                    variable: "TELEPIPE_TWILIO_API_BASE",
+                    problem: "must be an https URL (plain http only on loopback, for tests)".into(),
+                })
+            }
+        })
     }
 }
 
@@ -753,16 +892,7 @@ impl SweeperConfig {
                 problem: "must be from 1 to 10".into(),
             });
         }
-        let mut transcripts_prefix = env.or("TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/");
-        if transcripts_prefix.starts_with('/') || transcripts_prefix.contains("//") {
-            return Err(ConfigError {
-                variable: "TELEPIPE_TRANSCRIPTS_PREFIX",
-                problem: "must be a key prefix like \"transcripts/\"".into(),
-            });
-        }
-        if !transcripts_prefix.is_empty() && !transcripts_prefix.ends_with('/') {
-            transcripts_prefix.push('/');
-        }
+        let transcripts_prefix = prefix(env, "TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/")?;
         Ok(Self {
             deadlines,
             max_attempts,

@@ -81,6 +81,10 @@ pub struct PortError {
     pub operation: &'static str,
     pub code: Option<String>,
     pub status: Option<u16>,
+    /// The request provably never reached the service (the connection was refused before
+    /// a byte was written): for at-most-once sends, the one failure besides an explicit
+    /// throttling answer that proves nothing was accepted.
+    pub not_sent: bool,
 }
 
 impl PortError {
@@ -91,7 +95,14 @@ impl PortError {
             operation,
             code: None,
             status: None,
+            not_sent: false,
         }
+    }
+
+    /// Marks the request as never sent (see [`PortError::not_sent`]).
+    pub fn never_sent(mut self) -> Self {
+        self.not_sent = true;
+        self
     }
 
     pub fn with_code(mut self, code: impl Into<String>) -> Self {

@@ -59,6 +59,9 @@ pub enum RecordOutcome {
     },
     /// Not an `ObjectCreated` event (e.g. a delete): nothing to transcribe.
     NotCreated,
+    /// A Chime capture artifact (under `TELEPIPE_CAPTURE_PREFIX`): the `capture` stage joins
+    /// those into one recording, so a notification that brings one here is acknowledged.
+    CaptureArtifact,
 }
 
 /// Handles one SQS message body. `Ok` lists what each record led to; `Err` is the
@@ -195,6 +198,11 @@ where
                 .await)
         }
     };
+    if !config.capture_prefix.is_empty() && key.starts_with(config.capture_prefix.as_str()) {
+        metrics::ignored(STAGE, "capture_artifact");
+        info!(object_ref = %ids::object_ref(bucket, key), "capture artifact acknowledged; the capture stage joins captures");
+        return Ok(RecordOutcome::CaptureArtifact);
+    }
     rejection.recording.object_ref = ids::object_ref(bucket, key);
     progress.object_ref = Some(rejection.recording.object_ref.clone());
     span.record("object_ref", rejection.recording.object_ref.as_str());
@@ -320,7 +328,10 @@ where
         specialty: config.specialty.clone(),
         conversation_type: config.conversation_type.clone(),
         speakers: config.speakers,
+        // Transcribe Medical batch transcribes US English only.
         language_code: "en-US".to_owned(),
+        vocabulary_name: config.vocabulary_name.clone(),
+        identify_phi: config.identify_phi,
     };
     let start = ports.transcriber.start_medical_job(&request).await;
     if let Err(err) = &start {

@@ -1,7 +1,7 @@
 //! What every Lambda SQS consumer shares: configuration errors that stop start-up with
 //! the variable named, and the loop that turns an SQS event into a partial batch response.
 
-use crate::batch::{process_batch, BatchResponse, Received};
+use crate::batch::{process_batch_before, BatchResponse, Received};
 use crate::config::{ConfigError, ConsumerConfig};
 use crate::error::StageError;
 use crate::ports::MessageQueue;
@@ -30,6 +30,22 @@ where
     Q: MessageQueue,
     F: AsyncFn(&str) -> Result<T, StageError>,
 {
+    serve_sqs_with_margin(stage, queue, config, None, handle).await
+}
+
+/// [`serve_sqs`] that starts no message once less than `deadline_margin` of the
+/// invocation remains (the notifier: a send cut off by the timeout has an unknown outcome).
+pub async fn serve_sqs_with_margin<Q, F, T>(
+    stage: &'static str,
+    queue: &Q,
+    config: &ConsumerConfig,
+    deadline_margin: Option<std::time::Duration>,
+    handle: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    Q: MessageQueue,
+    F: AsyncFn(&str) -> Result<T, StageError>,
+{
     let handle = &handle;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let mut received = Vec::with_capacity(event.payload.records.len());
@@ -45,8 +61,33 @@ where
                 }
             }
         }
-        let (response, _) = process_batch(stage, &received, queue, config, handle).await;
+        // Begin no message within the margin of the invocation's deadline.
+        let start_before = deadline_margin.and_then(|margin| {
+            let remaining = event
+                .context
+                .deadline()
+                .duration_since(std::time::SystemTime::now())
+                .ok()?;
+            std::time::Instant::now().checked_add(remaining.saturating_sub(margin))
+        });
+        let (response, _) =
+            process_batch_before(stage, &received, queue, config, start_before, handle).await;
         Ok::<BatchResponse, lambda_runtime::Error>(response)
     }))
     .await
+}
+
+/// The audit trail of a Lambda function: the Object Lock bucket when configured; without
+/// one, says so once (at start-up, not per message) and audits nothing.
+pub fn audit_log(
+    aws: &crate::aws::AwsContext,
+    config: crate::config::AuditConfig,
+) -> Option<crate::aws::S3AuditLog> {
+    match config.bucket {
+        Some(bucket) => Some(crate::aws::S3AuditLog::new(aws, bucket)),
+        None => {
+            tracing::warn!("TELEPIPE_AUDIT_BUCKET is not set: no audit entries are written");
+            None
+        }
+    }
 }

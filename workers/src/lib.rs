@@ -9,9 +9,11 @@
 //! - `config`: environment variables, validated once at start-up.
 //! - `metrics`, `telemetry`: CloudWatch EMF metrics, JSON logs and correlation ids.
 
+pub mod audit;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod batch;
+pub mod capture;
 pub mod clinical;
 pub mod config;
 pub mod error;

@@ -686,3 +686,85 @@ impl crate::ports::MessageSender for MemorySender {
         })
     }
 }
+
+impl crate::ports::ObjectListing for MemoryStore {
+    async fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max: usize,
+    ) -> Result<Vec<String>, PortError> {
+        self.failures.next("s3", "ListObjectsV2")?;
+        Ok(self
+            .keys(bucket)
+            .into_iter()
+            .filter(|key| key.starts_with(prefix))
+            .take(max)
+            .collect())
+    }
+}
+
+/// Media pipelines by id; concatenations are recorded by token, as the service dedupes them.
+#[derive(Default)]
+pub struct MemoryPipelines {
+    pub pipelines: Mutex<BTreeMap<String, crate::ports::MediaPipelineKind>>,
+    /// Requests by idempotency token (one entry per concatenation created).
+    pub concatenations: Mutex<BTreeMap<String, crate::ports::ConcatenationRequest>>,
+    pub failures: Script,
+}
+
+impl crate::ports::MediaPipelines for MemoryPipelines {
+    async fn get_media_pipeline(
+        &self,
+        media_pipeline_id: &str,
+    ) -> Result<crate::ports::MediaPipelineKind, PortError> {
+        self.failures.next("chime", "GetMediaPipeline")?;
+        self.pipelines
+            .lock()
+            .unwrap()
+            .get(media_pipeline_id)
+            .cloned()
+            .ok_or_else(|| PortError::new(PortErrorKind::NotFound, "chime", "GetMediaPipeline"))
+    }
+
+    async fn create_concatenation(
+        &self,
+        request: &crate::ports::ConcatenationRequest,
+    ) -> Result<crate::ports::Concatenation, PortError> {
+        self.failures
+            .next("chime", "CreateMediaConcatenationPipeline")?;
+        self.concatenations
+            .lock()
+            .unwrap()
+            .entry(request.client_request_token.clone())
+            .or_insert_with(|| request.clone());
+        Ok(crate::ports::Concatenation::Started(digest_hex(
+            &[request.client_request_token.as_bytes()],
+            18,
+        )))
+    }
+}
+
+/// The audit trail in memory: one entry per `entry_id`, in append order.
+#[derive(Default)]
+pub struct MemoryAudit {
+    entries: Mutex<Vec<telepipe_events::audit::AuditEntry>>,
+    pub failures: Script,
+}
+
+impl MemoryAudit {
+    pub fn entries(&self) -> Vec<telepipe_events::audit::AuditEntry> {
+        self.entries.lock().unwrap().clone()
+    }
+}
+
+impl crate::ports::AuditLog for MemoryAudit {
+    async fn append(&self, entry: &telepipe_events::audit::AuditEntry) -> Result<(), PortError> {
+        self.failures.next("audit", "Append")?;
+        let mut entries = self.entries.lock().unwrap();
+        if !entries.iter().any(|e| e.entry_id == entry.entry_id) {
+            entries.push(entry.clone());
+        }
+        Ok(())
+    }
+}

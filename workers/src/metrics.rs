@@ -65,6 +65,9 @@ pub mod names {
     pub const COMPREHEND_BILLED_UNITS: &str = "ComprehendBilledUnits";
     pub const TRANSCRIBE_JOB_DURATION: &str = "TranscribeJobDuration";
     pub const NOTIFICATIONS: &str = "Notifications";
+    pub const IGNORED: &str = "Ignored";
+    pub const CAPTURES: &str = "Captures";
+    pub const CAPTURE_CHUNKS_SKIPPED: &str = "CaptureChunksSkipped";
 }
 
 /// The units telepipe uses. Counts are summed per flush; milliseconds are kept as values.
@@ -455,6 +458,23 @@ pub fn notification(channel: &'static str, outcome: &'static str) {
         names::NOTIFICATIONS,
         1,
     );
+}
+
+/// An input acknowledged without work, e.g. a capture chunk that reached intake; `reason`
+/// is a code from the stage's closed set.
+pub fn ignored(stage: &'static str, reason: &'static str) {
+    count(&[("Stage", stage), ("Reason", reason)], names::IGNORED, 1);
+}
+
+/// What the capture stage did with a media pipeline event (`concatenating`,
+/// `capture_failed`, `capture_empty`, `temporary_failure`, ...).
+pub fn capture(outcome: &'static str) {
+    count(&[("Outcome", outcome)], names::CAPTURES, 1);
+}
+
+/// Audio chunks of a capture left out of its recording because they could not be read.
+pub fn capture_chunks_skipped(reason: &'static str, n: u64) {
+    count(&[("Reason", reason)], names::CAPTURE_CHUNKS_SKIPPED, n);
 }
 
 #[cfg(test)]

@@ -86,6 +86,10 @@ pub struct MedicalJobRequest {
     pub conversation_type: String,
     pub speakers: SpeakerMode,
     pub language_code: String,
+    /// A medical custom vocabulary (`Settings.VocabularyName`), created beforehand.
+    pub vocabulary_name: Option<String>,
+    /// `ContentIdentificationType=PHI`: PHI marked in the transcript (not redacted).
+    pub identify_phi: bool,
 }
 
 /// Outcome of asking for a transcription job.
@@ -467,4 +471,85 @@ pub trait MessageSender: Send + Sync {
 /// Sends a message to one fixed queue (the sweeper re-feeds `clinical` through it).
 pub trait RefeedQueue: Send + Sync {
     fn send(&self, body: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Listing keys under a prefix (S3 `ListObjectsV2`), for stages that look at a folder.
+pub trait ObjectListing: Send + Sync {
+    /// Up to `max` keys under `prefix`, in key order.
+    fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+}
+
+/// What kind of Chime SDK media pipeline an id names (`GetMediaPipeline`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaPipelineKind {
+    /// A media capture pipeline: writes a meeting's chunks into its S3 sink.
+    Capture(CapturePipeline),
+    /// A media concatenation pipeline (telepipe's own, joining a capture).
+    Concatenation,
+    /// Live connector, insights, stream pipelines: nothing telepipe joins.
+    Other,
+}
+
+/// The parts of a capture pipeline the concatenation needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturePipeline {
+    pub arn: String,
+    /// `arn:aws:s3:::bucket/prefix` the capture wrote to.
+    pub sink_arn: Option<String>,
+    /// The capture's SSE-KMS key, when it set one (`SseAwsKeyManagementParams`).
+    pub kms_key_id: Option<String>,
+}
+
+/// Everything `CreateMediaConcatenationPipeline` needs to join one capture's audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConcatenationRequest {
+    /// Idempotency token derived from the capture pipeline id: a redelivery creates nothing twice.
+    pub client_request_token: String,
+    pub capture_pipeline_arn: String,
+    /// Where the capture's chunks are (`bucket`, `prefix/` holding `audio/`): what a local
+    /// concatenator reads; the service knows it from the capture pipeline itself.
+    pub capture_bucket: String,
+    pub capture_folder: String,
+    /// The recordings bucket and `recordings/{session}/` folder the joined file goes to.
+    pub sink_bucket: String,
+    pub sink_folder: String,
+}
+
+/// The Chime SDK media pipelines API, as far as joining captures goes.
+pub trait MediaPipelines: Send + Sync {
+    /// `NotFound` when no such pipeline exists (any more).
+    fn get_media_pipeline(
+        &self,
+        media_pipeline_id: &str,
+    ) -> impl Future<Output = Result<MediaPipelineKind, PortError>> + Send;
+
+    /// Creates (or, for the same token, finds) the concatenation.
+    fn create_concatenation(
+        &self,
+        request: &ConcatenationRequest,
+    ) -> impl Future<Output = Result<Concatenation, PortError>> + Send;
+}
+
+/// What asking for a concatenation led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Concatenation {
+    /// The concatenation pipeline with this id joins the capture's audio.
+    Started(String),
+    /// No chunk could be read (a concatenator that decodes, i.e. the local one, says so
+    /// up front; the AWS service starts the pipeline and reports failure later).
+    NoAudio,
+}
+
+/// The audit trail: entries appended, never changed or removed (see
+/// `telepipe_events::audit`). Appending the same `entry_id` twice keeps one fact.
+pub trait AuditLog: Send + Sync {
+    fn append(
+        &self,
+        entry: &telepipe_events::audit::AuditEntry,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }

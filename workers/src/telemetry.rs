@@ -3,9 +3,9 @@
 //!
 //! Level from `LOG_LEVEL` (or, when that is unset or empty, `RUST_LOG`), default `info`;
 //! either takes `tracing` filter directives (`debug`, `info,telepipe_workers=debug`). An
-//! invalid filter falls back to `info`. The AWS SDK's own crates are held at `warn`
-//! unless named explicitly, because their trace output can include request bodies,
-//! which may hold PHI.
+//! invalid filter falls back to `info`. Crates that log payloads ([`GUARDED_CRATES`]:
+//! `lambda_runtime`, which logs every event body at trace, the AWS SDK, hyper) are held at
+//! `warn` whatever the directives say, even when named: no level prints PHI.
 //!
 //! # Correlation id
 //!
@@ -24,14 +24,71 @@ use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-/// The filter for `directives` (e.g. `debug`), with the SDK's crates guarded.
+/// Crates that log what passes through them (event bodies, request and response bodies)
+/// at debug or trace: `lambda_runtime` logs every incoming event at trace, the SDK and
+/// the HTTP stack their payloads. They are held at `warn` whatever `LOG_LEVEL` says, so no
+/// level a deployment can choose prints an address or transcript text.
+pub const GUARDED_CRATES: [&str; 25] = [
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "aws_lambda_events",
+    "aws_config",
+    "aws_runtime",
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_smithy_json",
+    "aws_smithy_types",
+    "aws_sdk_s3",
+    "aws_sdk_sqs",
+    "aws_sdk_eventbridge",
+    "aws_sdk_transcribe",
+    "aws_sdk_comprehendmedical",
+    "aws_sdk_dynamodb",
+    "aws_sdk_scheduler",
+    "aws_sdk_sns",
+    "aws_sdk_sesv2",
+    "aws_sdk_secretsmanager",
+    "aws_sdk_chimesdkmediapipelines",
+    "hyper",
+    "hyper_util",
+];
+
+/// Other crates held at `warn` for the same reason (TLS and HTTP/2 internals).
+const GUARDED_EXTRA: [&str; 4] = ["h2", "rustls", "tower", "aws_sdk_sts"];
+
+/// The filter for `directives` (e.g. `debug`): the caller's directives for everything
+/// but the guarded crates, which stay at `warn` even when named.
 pub fn filter(directives: &str) -> EnvFilter {
-    let guarded = if directives.contains("aws_") || directives.contains("hyper") {
-        directives.to_owned()
-    } else {
-        format!("{directives},aws_smithy_runtime=warn,aws_smithy_http=warn,aws_config=warn,aws_sdk_s3=warn,hyper=warn,rustls=warn")
+    let guarded = |directive: &str| {
+        let target = directive.split(['=', '[']).next().unwrap_or("").trim();
+        GUARDED_CRATES
+            .iter()
+            .chain(GUARDED_EXTRA.iter())
+            .any(|name| target == *name || target.starts_with(&format!("{name}::")))
     };
-    EnvFilter::try_new(&guarded).unwrap_or_else(|_| EnvFilter::new("info"))
+    let mut parts: Vec<String> = directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && !guarded(d))
+        .map(str::to_owned)
+        .collect();
+    if parts.is_empty() {
+        parts.push("info".into());
+    }
+    parts.extend(
+        GUARDED_CRATES
+            .iter()
+            .chain(GUARDED_EXTRA.iter())
+            .map(|name| format!("{name}=warn")),
+    );
+    EnvFilter::try_new(parts.join(",")).unwrap_or_else(|_| {
+        let mut fallback = vec!["info".to_owned()];
+        fallback.extend(GUARDED_CRATES.iter().map(|name| format!("{name}=warn")));
+        EnvFilter::new(fallback.join(","))
+    })
 }
 
 /// The log directives from `LOG_LEVEL`, else `RUST_LOG`, else `info` (empty counts as unset).
@@ -184,14 +241,29 @@ mod tests {
             log_directives(vars(&[("LOG_LEVEL", " "), ("RUST_LOG", "debug")])),
             "debug"
         );
-        // The SDK stays at warn unless named; an invalid filter falls back to info.
-        assert!(filter("trace")
+        // Payload-logging crates stay at warn, even when named; an invalid filter falls
+        // back to info with the same guards.
+        for directives in [
+            "trace",
+            "trace,aws_smithy_runtime=debug,lambda_runtime=trace",
+        ] {
+            let text = filter(directives).to_string();
+            for name in GUARDED_CRATES {
+                assert!(text.contains(&format!("{name}=warn")), "{name} in {text}");
+            }
+            assert!(
+                !text.contains("=debug") && !text.contains("lambda_runtime=trace"),
+                "{text}"
+            );
+        }
+        assert!(filter("telepipe_workers::notifier=trace")
             .to_string()
-            .contains("aws_smithy_runtime=warn"));
-        assert!(!filter("trace,aws_smithy_runtime=debug")
-            .to_string()
-            .contains("aws_smithy_runtime=warn"));
-        assert_eq!(filter("=[bad").to_string(), "info");
+            .contains("telepipe_workers::notifier=trace"));
+        let bad = filter("=[bad").to_string();
+        assert!(
+            bad.split(',').any(|d| d == "info") && bad.contains("lambda_runtime=warn"),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -169,3 +169,48 @@ fn lambda_sqs_records_become_received_messages() {
     );
     assert_eq!(received.attributes["trace"], "t");
 }
+
+#[tokio::test]
+async fn nothing_is_started_past_the_start_limit_and_it_stays_queued() {
+    let queue = telepipe_workers::memory::MemoryQueue::default();
+    let config = telepipe_workers::config::ConsumerConfig::from_env(
+        &telepipe_workers::config::Env::from_pairs(&[
+            ("TELEPIPE_QUEUE_URL", "q"),
+            ("TELEPIPE_DLQ_URL", "d"),
+        ]),
+    )
+    .unwrap();
+    let messages: Vec<telepipe_workers::batch::Received> = ["m1", "m2"]
+        .iter()
+        .map(|id| telepipe_workers::batch::Received {
+            message_id: (*id).into(),
+            receipt_handle: (*id).into(),
+            body: "{}".into(),
+            receive_count: 1,
+            attributes: Default::default(),
+        })
+        .collect();
+    let started = std::sync::atomic::AtomicUsize::new(0);
+    let (response, dispositions) = telepipe_workers::batch::process_batch_before(
+        "notifier",
+        &messages,
+        &queue,
+        &config,
+        Some(std::time::Instant::now()),
+        async |_body: &str| {
+            started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<(), telepipe_workers::error::StageError>(())
+        },
+    )
+    .await;
+    assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(
+        dispositions,
+        [
+            telepipe_workers::batch::Disposition::NotStarted,
+            telepipe_workers::batch::Disposition::NotStarted
+        ]
+    );
+    assert_eq!(response.batch_item_failures.len(), 2);
+    assert!(queue.postponed.lock().unwrap().is_empty(), "untouched");
+}

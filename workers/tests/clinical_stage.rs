@@ -291,7 +291,49 @@ async fn persistent_throttling_becomes_a_retryable_stage_error_with_no_output() 
     assert_eq!(err.class, ErrorClass::Retryable);
     assert!(err.context.contains("attempts=6"), "{}", err.context);
     assert!(world.store.keys("results-bucket").is_empty());
-    assert!(world.events.published.lock().unwrap().is_empty());
+    // Only the transcript's arrival was announced; no extraction result.
+    let published: Vec<String> = world
+        .events
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.detail_type.to_owned())
+        .collect();
+    assert_eq!(published, ["Transcript Ready"]);
+}
+
+#[tokio::test]
+async fn transcripts_over_the_size_cap_or_with_too_many_speakers_are_refused_unread() {
+    let world = World::new();
+    let items: Vec<serde_json::Value> = (0..31)
+        .map(|i| {
+            serde_json::json!({"start_time": format!("{i}.0"), "end_time": format!("{i}.5"),
+                "alternatives": [{"confidence": "0.9", "content": "word"}],
+                "type": "pronunciation", "speaker_label": format!("spk_{i}")})
+        })
+        .collect();
+    let crowded = serde_json::json!({"jobName": "j", "results": {
+        "transcripts": [{"transcript": "word"}], "items": items}});
+    world.store.insert(TRANSCRIPTS, KEY, crowded.to_string());
+    let err = handle_message(&world.ports(), &config(), &notification(KEY))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.class, err.reason.as_str()),
+        (ErrorClass::Permanent, "too_many_speakers")
+    );
+
+    let mut small = config();
+    small.max_transcript_bytes = 1_000;
+    world
+        .store
+        .insert(TRANSCRIPTS, KEY, transcript(400, SynthLabels::Speakers));
+    let err = handle_message(&world.ports(), &small, &notification(KEY))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, "transcript_too_large");
+    assert!(world.store.keys("results-bucket").is_empty());
 }
 
 #[tokio::test]

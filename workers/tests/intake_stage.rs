@@ -278,6 +278,50 @@ async fn test_events_and_deletes_are_ignored_without_error() {
 }
 
 #[tokio::test]
+async fn chime_capture_artifacts_that_reach_intake_are_acknowledged_not_dead_lettered() {
+    let world = World::default();
+    for key in [
+        "captures/visit-9/audio/2026-12-01-15-00-00-000.mp4",
+        "captures/visit-9/meeting-events/2026-12-01-15-00-00-000.txt",
+    ] {
+        world.store.insert(BUCKET, key, b"chunk".to_vec());
+        assert_eq!(
+            handle_message(&world.ports(), &config(), &notification(key))
+                .await
+                .unwrap(),
+            vec![RecordOutcome::CaptureArtifact],
+            "{key}"
+        );
+    }
+    assert!(world.transcriber.jobs.lock().unwrap().is_empty());
+    assert!(world.events.published.lock().unwrap().is_empty());
+    assert!(world.status.all().is_empty());
+}
+
+#[tokio::test]
+async fn vocabulary_and_phi_identification_reach_the_job() {
+    let world = World::default();
+    world.store.insert(BUCKET, "recordings/s/a.wav", wav());
+    let mut config = config();
+    config.vocabulary_name = Some("cardiology-terms".into());
+    config.identify_phi = true;
+    handle_message(&world.ports(), &config, &notification("recordings/s/a.wav"))
+        .await
+        .unwrap();
+    let jobs = world.transcriber.jobs.lock().unwrap();
+    let request = jobs.values().next().unwrap();
+    assert_eq!(request.vocabulary_name.as_deref(), Some("cardiology-terms"));
+    assert!(request.identify_phi);
+    assert_eq!(request.language_code, "en-US");
+    let bad = IntakeConfig::from_env(&Env::from_pairs(&[
+        ("TELEPIPE_TRANSCRIPTS_BUCKET", "t"),
+        ("TELEPIPE_VOCABULARY_NAME", "not a name!"),
+    ]))
+    .unwrap_err();
+    assert_eq!(bad.variable, "TELEPIPE_VOCABULARY_NAME");
+}
+
+#[tokio::test]
 async fn multi_record_messages_handle_every_record_and_retry_wins() {
     let world = World::default();
     world.store.insert(BUCKET, "recordings/s/a.wav", wav());

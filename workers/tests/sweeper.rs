@@ -61,6 +61,8 @@ impl World {
             conversation_type: "CONVERSATION".into(),
             speakers: SpeakerMode::SpeakerLabels { max_speakers: 2 },
             language_code: "en-US".into(),
+            vocabulary_name: None,
+            identify_phi: false,
         };
         world.transcriber.start_medical_job(&request).await.unwrap();
         for state in [State::Received, State::Transcribing] {

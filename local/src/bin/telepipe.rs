@@ -1,9 +1,11 @@
 //! `telepipe`: the local pipeline on this machine, offline.
 //!
-//! - `telepipe demo`: runs the bundled sample recordings through every stage in a fresh
-//!   data directory and prints what came out;
+//! - `telepipe demo`: runs the bundled sample recordings (and a Chime-style capture in
+//!   5-second chunks) through every stage in a fresh data directory and prints what came out;
 //! - `telepipe run --data-dir DIR`: the long-running runtime; drop a recording into
-//!   `DIR/buckets/recordings/recordings/{session_id}/` to start the chain;
+//!   `DIR/buckets/recordings/recordings/{session_id}/` to start the chain, or a Chime
+//!   capture into `DIR/buckets/recordings/captures/{session_id}/` followed by its
+//!   `Chime Media Pipeline State Change` through `telepipe events put`;
 //! - `telepipe events put FILE`: publishes session events (EventBridge envelopes) on the
 //!   local bus, to try the sessions → notifier flow by hand;
 //! - `telepipe timers`: pending reminder and recording-check timers, `--fire` to deliver
@@ -56,6 +58,8 @@ enum Command {
         engines: EngineArgs,
     },
     /// Run the local pipeline until Ctrl-C; recordings dropped into DIR/buckets/recordings/recordings/{session_id}/ are processed.
+    /// Chime captures go to DIR/buckets/recordings/captures/{session_id}/audio/ (5-second chunks) and are
+    /// joined into one recording when `telepipe events put` brings their chime:MediaPipelineDeleted.
     Run {
         /// The data directory (created if missing).
         #[arg(long)]
@@ -107,6 +111,39 @@ enum Command {
     Forget(telepipe_ops::session_cli::ForgetArgs),
     /// Re-feed a session's recordings (--from transcription) or transcripts (--from clinical) to the pipeline.
     Reprocess(telepipe_ops::session_cli::ReprocessArgs),
+    /// The audit trail: what was done with a session's recordings and by whom (append-only,
+    /// kept through `forget`). `telepipe audit verify` checks the local hash chain.
+    #[command(args_conflicts_with_subcommands = true)]
+    Audit {
+        #[command(subcommand)]
+        check: Option<AuditCheck>,
+        /// The data directory of a `run` or `demo`.
+        #[arg(long, required_unless_present = "aws")]
+        data_dir: Option<PathBuf>,
+        /// Only this session (required with --aws).
+        #[arg(long, required_if_eq("aws", "true"))]
+        session: Option<String>,
+        /// Only entries in this window (e.g. 30m, 1h, 7d).
+        #[arg(long, value_parser = telepipe_local::timeline::parse_duration)]
+        since: Option<i64>,
+        /// One JSON array of entries instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Read the deployed audit bucket (TELEPIPE_AUDIT_BUCKET) instead of a data directory.
+        #[arg(long)]
+        aws: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCheck {
+    /// Check the local audit trail's hash chain; exits 1 when an entry was edited, removed
+    /// or moved, and prints the head digest to keep elsewhere.
+    Verify {
+        /// The data directory of a `run` or `demo`.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -224,6 +261,60 @@ fn print_progress(
     }
 }
 
+/// The demo's Chime-style visit: a meeting captured in 5-second chunks.
+const CHIME_DEMO_SESSION: &str = "demo-chime-visit";
+
+/// Writes `samples/chime-capture/` (audio chunks, meeting events, data channel) where a
+/// Chime media capture pipeline with the sink `captures/demo-chime-visit` would, then puts
+/// the capture's `chime:MediaPipelineDeleted` on the bus, as Chime does when it stops.
+/// Returns the number of audio chunks, or `None` when the samples hold no capture.
+fn drop_chime_capture(pipeline: &LocalPipeline, samples: &Path) -> Result<Option<usize>, String> {
+    let capture = samples.join("chime-capture");
+    if !capture.join("audio").is_dir() {
+        return Ok(None);
+    }
+    let folder = pipeline.capture.capture_folder(CHIME_DEMO_SESSION);
+    let mut chunks = 0;
+    for artifact in ["audio", "meeting-events", "data-channel"] {
+        let Ok(entries) = std::fs::read_dir(capture.join(artifact)) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for file in files {
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("chunk");
+            let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            pipeline
+                .store
+                .put_if_absent(
+                    RECORDINGS_BUCKET,
+                    &format!("{folder}{artifact}/{name}"),
+                    &bytes,
+                )
+                .map_err(|e| format!("writing capture {}: {e}", file.display()))?;
+            chunks += usize::from(artifact == "audio");
+        }
+    }
+    let event = serde_json::json!({
+        "version": "0", "id": "demo-capture-ended", "detail-type": "Chime Media Pipeline State Change",
+        "source": "aws.chime", "account": "000000000000", "time": jiff::Timestamp::now().to_string(),
+        "region": "local", "resources": [],
+        "detail": {
+            "version": "0", "eventType": "chime:MediaPipelineDeleted",
+            "timestamp": jiff::Timestamp::now().as_millisecond(),
+            "meetingId": "00000000-0000-4000-8000-00000000d3e0",
+            "externalMeetingId": CHIME_DEMO_SESSION,
+            "mediaPipelineId": "00000000-0000-4000-8000-0000000c4b7e",
+            "mediaRegion": "local",
+        },
+    });
+    pipeline
+        .bus
+        .put(&event)
+        .map_err(|e| format!("putting the capture's end on the bus: {e}"))?;
+    Ok(Some(chunks))
+}
+
 async fn demo(
     data_dir: Option<PathBuf>,
     samples: &Path,
@@ -274,6 +365,13 @@ async fn demo(
             .put_if_absent(RECORDINGS_BUCKET, &key, &bytes)
             .map_err(|e| format!("uploading {}: {e}", wav.display()))?;
         uploaded.push((session, name.to_owned(), started.elapsed()));
+    }
+    if let Some(chunks) = drop_chime_capture(&pipeline, &samples)? {
+        uploaded.push((
+            CHIME_DEMO_SESSION.to_owned(),
+            format!("Chime capture, {chunks} chunks"),
+            started.elapsed(),
+        ));
     }
     eprintln!(
         "uploaded {} recordings into {}",
@@ -585,6 +683,108 @@ fn show_status(data_dir: &Path, session: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
+/// `telepipe audit`: a session's (or every) audit entry, oldest first.
+async fn show_audit(
+    data_dir: Option<&Path>,
+    session: Option<&str>,
+    since_ms: i64,
+    json: bool,
+    aws: bool,
+) -> Result<(), String> {
+    let entries = if aws {
+        aws_audit(session.unwrap_or_default(), since_ms).await?
+    } else {
+        let dir = data_dir.ok_or("--data-dir is required without --aws")?;
+        let path = dir.join("telepipe.db");
+        if !path.exists() {
+            return Err(format!(
+                "{} has no telepipe.db: not a data directory",
+                dir.display()
+            ));
+        }
+        let db = Db::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        telepipe_local::audit::LocalAuditLog::new(db)
+            .and_then(|log| log.entries(session, since_ms))
+            .map_err(|e| format!("{}: {e}", path.display()))?
+    };
+    if json {
+        let text = serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?;
+        println!("{text}");
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<24} {:<28} {:<24} refs",
+        "time", "session", "action", "actor"
+    );
+    for entry in &entries {
+        println!(
+            "{:<24} {:<24} {:<28} {:<24} {}{}",
+            format_time(entry.at_ms),
+            entry.session_id.as_deref().unwrap_or("-"),
+            entry.action.as_str(),
+            entry.actor,
+            entry.refs.join(" "),
+            entry
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+    }
+    if entries.is_empty() {
+        println!("(no audit entries)");
+    }
+    Ok(())
+}
+
+#[cfg(feature = "aws")]
+async fn aws_audit(
+    session: &str,
+    since_ms: i64,
+) -> Result<Vec<telepipe_events::audit::AuditEntry>, String> {
+    let config = telepipe_ops::aws_session::AwsSessionConfig::from_env();
+    let context = telepipe_workers::aws::AwsContext::load().await;
+    telepipe_ops::aws_session::AwsSessionData::new(context, config)
+        .audit_trail(session, since_ms)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "aws"))]
+async fn aws_audit(
+    _session: &str,
+    _since_ms: i64,
+) -> Result<Vec<telepipe_events::audit::AuditEntry>, String> {
+    Err("this telepipe was built without the `aws` feature".into())
+}
+
+/// `telepipe audit verify`: exit 0 when the chain is intact, 1 when it is broken.
+fn verify_audit(data_dir: &Path) -> Result<ExitCode, String> {
+    let path = data_dir.join("telepipe.db");
+    if !path.exists() {
+        return Err(format!(
+            "{} has no telepipe.db: not a data directory",
+            data_dir.display()
+        ));
+    }
+    let db = Db::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let report =
+        telepipe_local::audit::verify(&db).map_err(|e| format!("{}: {e}", path.display()))?;
+    match report.broken {
+        None => {
+            println!(
+                "audit trail intact: {} entries, head {}",
+                report.entries, report.head
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((seq, why)) => {
+            println!("audit trail BROKEN at entry {seq}: {why}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// `status --since/--state/--aws`: timelines from the status store.
 async fn show_timelines(
     data_dir: Option<&Path>,
@@ -697,6 +897,29 @@ async fn main() -> ExitCode {
         }
         Command::Dlq(args) => {
             telepipe_ops::cli::run(args, telepipe_local::dlq::LocalDlqAdmin::open).await
+        }
+        Command::Audit {
+            check: Some(AuditCheck::Verify { data_dir }),
+            ..
+        } => verify_audit(data_dir),
+        Command::Audit {
+            check: None,
+            data_dir,
+            session,
+            since,
+            json,
+            aws,
+        } => {
+            let since_ms = since.map_or(0, |d| telepipe_local::db::now_ms() - d);
+            show_audit(
+                data_dir.as_deref(),
+                session.as_deref(),
+                since_ms,
+                *json,
+                *aws,
+            )
+            .await
+            .map(|()| ExitCode::SUCCESS)
         }
         Command::Forget(args) => {
             telepipe_ops::session_cli::run_forget(

@@ -53,6 +53,9 @@ fn is_condition_failure(err: &PortError) -> bool {
 pub struct DynamoSessionStore {
     client: Client,
     table: String,
+    /// How long a session's state is kept after the session ends (`expires_at`, the
+    /// table's TTL attribute); `None` keeps it until `forget`.
+    retention: Option<SignedDuration>,
 }
 
 impl DynamoSessionStore {
@@ -61,7 +64,17 @@ impl DynamoSessionStore {
     }
 
     pub fn from_client(client: Client, table: String) -> Self {
-        Self { client, table }
+        Self {
+            client,
+            table,
+            retention: None,
+        }
+    }
+
+    /// Keeps each session's state for `days` after the session ends (0 = until forget).
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention = (days > 0).then(|| SignedDuration::from_hours(24 * i64::from(days)));
+        self
     }
 }
 
@@ -100,6 +113,12 @@ impl SessionStore for DynamoSessionStore {
             )
             .item("rev", n(revision))
             .item("updated_at", n(Timestamp::now().as_second()));
+        if let Some(at) = self
+            .retention
+            .and_then(|keep| crate::sessions::state::expires_at(state, keep))
+        {
+            request = request.item("expires_at", n(at.as_second()));
+        }
         request = match expected {
             None => request.condition_expression("attribute_not_exists(pk)"),
             Some(rev) => request
@@ -185,6 +204,8 @@ impl IntentLedger for DynamoIntentLedger {
             // Released between our write and read: the next delivery will claim it.
             .ok_or_else(|| PortError::new(PortErrorKind::Conflict, "dynamodb", "GetItem"))?;
         match get_s(&item, "status") {
+            // Our own claim: the SDK retried a put whose first attempt had landed.
+            Some("claimed") if get_s(&item, "owner") == Some(owner) => Ok(Claim::Claimed),
             Some("claimed") => {
                 let at = get_n(&item, "claimed_at").ok_or_else(|| corrupt("GetItem"))?;
                 Ok(Claim::InFlight {

@@ -5,6 +5,8 @@
 //! binaries run against AWS, moto or LocalStack unchanged. `TELEPIPE_S3_FORCE_PATH_STYLE`
 //! (default false) is the one addition: emulators on `127.0.0.1` need path-style URLs.
 
+mod audit;
+mod chime;
 mod comprehend;
 mod dynamodb;
 mod eventbridge;
@@ -17,6 +19,8 @@ mod status_table;
 mod transcribe;
 mod twilio;
 
+pub use audit::S3AuditLog;
+pub use chime::ChimeMediaPipelines;
 pub use comprehend::ComprehendMedicalNlp;
 pub use dynamodb::{DynamoIntentLedger, DynamoSessionStore};
 pub use eventbridge::EventBridgePublisher;
@@ -68,9 +72,14 @@ pub fn kind_from_code(code: Option<&str>, status: Option<u16>) -> PortErrorKind 
             | "RequestThrottledException"
             | "ProvisionedThroughputExceededException"
             | "KMSThrottlingException"
+            | "ThrottledClientException"
             | "AWS.SimpleQueueService.RequestThrottled",
         ) => Throttled,
-        Some("LimitExceededException" | "ServiceQuotaExceededException") => QuotaExceeded,
+        Some(
+            "LimitExceededException"
+            | "ServiceQuotaExceededException"
+            | "ResourceLimitExceededException",
+        ) => QuotaExceeded,
         Some(
             "ServiceUnavailableException"
             | "ServiceUnavailable"
@@ -79,7 +88,8 @@ pub fn kind_from_code(code: Option<&str>, status: Option<u16>) -> PortErrorKind 
             | "InternalFailureException"
             | "InternalFailure"
             | "InternalError"
-            | "InternalException",
+            | "InternalException"
+            | "ServiceFailureException",
         ) => Unavailable,
         Some("RequestTimeout" | "RequestTimeoutException") => Timeout,
         Some(
@@ -104,7 +114,9 @@ pub fn kind_from_code(code: Option<&str>, status: Option<u16>) -> PortErrorKind 
             | "KMS.AccessDeniedException"
             | "KMS.DisabledException"
             | "InvalidClientTokenId"
-            | "AuthorizationError",
+            | "AuthorizationError"
+            | "ForbiddenException"
+            | "UnauthorizedClientException",
         ) => AccessDenied,
         Some(
             "InvalidRequestException"

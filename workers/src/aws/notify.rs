@@ -49,7 +49,12 @@ pub struct SnsSms {
 
 impl SnsSms {
     pub fn new(context: &AwsContext, origination_number: Option<String>) -> Self {
-        Self::from_client(aws_sdk_sns::Client::new(&context.sdk), origination_number)
+        // At most once: the SDK must not resend a publish whose first attempt may have
+        // been accepted (a timeout or 5xx proves nothing); the notifier decides.
+        let config = aws_sdk_sns::config::Builder::from(&context.sdk)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        Self::from_client(aws_sdk_sns::Client::from_conf(config), origination_number)
     }
 
     pub fn from_client(client: aws_sdk_sns::Client, origination_number: Option<String>) -> Self {
@@ -104,8 +109,12 @@ pub struct SesEmail {
 
 impl SesEmail {
     pub fn new(context: &AwsContext, from: String, configuration_set: Option<String>) -> Self {
+        // At most once: no SDK retries (see `SnsSms::new`).
+        let config = aws_sdk_sesv2::config::Builder::from(&context.sdk)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
         Self::from_client(
-            aws_sdk_sesv2::Client::new(&context.sdk),
+            aws_sdk_sesv2::Client::from_conf(config),
             from,
             configuration_set,
         )

@@ -132,3 +132,28 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 }
+
+impl crate::ports::ObjectListing for S3Store {
+    async fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max: usize,
+    ) -> Result<Vec<String>, PortError> {
+        let output = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(i32::try_from(max.clamp(1, 1000)).unwrap_or(1000))
+            .send()
+            .await
+            .map_err(|e| classify(&e, "s3", "ListObjectsV2"))?;
+        Ok(output
+            .contents()
+            .iter()
+            .filter_map(|object| object.key().map(str::to_owned))
+            .take(max)
+            .collect())
+    }
+}

@@ -4,8 +4,8 @@ use super::{classify, AwsContext};
 use crate::error::{PortError, PortErrorKind};
 use crate::ports::{JobStart, JobState, MedicalJob, MedicalJobRequest, SpeakerMode, Transcriber};
 use aws_sdk_transcribe::types::{
-    LanguageCode, Media, MediaFormat, MedicalTranscriptionJob, MedicalTranscriptionSetting,
-    Specialty, TranscriptionJobStatus, Type,
+    LanguageCode, Media, MediaFormat, MedicalContentIdentificationType, MedicalTranscriptionJob,
+    MedicalTranscriptionSetting, Specialty, TranscriptionJobStatus, Type,
 };
 use aws_sdk_transcribe::Client;
 
@@ -36,6 +36,7 @@ impl Transcriber for TranscribeMedical {
                 MedicalTranscriptionSetting::builder().channel_identification(true)
             }
         }
+        .set_vocabulary_name(request.vocabulary_name.clone())
         .build();
         let result = self
             .client
@@ -50,6 +51,11 @@ impl Transcriber for TranscribeMedical {
             .settings(settings)
             .specialty(Specialty::from(request.specialty.as_str()))
             .r#type(Type::from(request.conversation_type.as_str()))
+            .set_content_identification_type(
+                request
+                    .identify_phi
+                    .then_some(MedicalContentIdentificationType::Phi),
+            )
             .send()
             .await;
         match result {
@@ -156,6 +162,12 @@ fn describe(job: &MedicalTranscriptionJob) -> MedicalJob {
             conversation_type: job.r#type()?.as_str().to_owned(),
             speakers: speakers.unwrap_or(SpeakerMode::SpeakerLabels { max_speakers: 2 }),
             language_code: job.language_code()?.as_str().to_owned(),
+            vocabulary_name: job
+                .settings()
+                .and_then(|s| s.vocabulary_name())
+                .map(str::to_owned),
+            identify_phi: job.content_identification_type()
+                == Some(&MedicalContentIdentificationType::Phi),
         })
     })();
     MedicalJob { state, request }

@@ -121,6 +121,9 @@ pub fn classify_twilio(status: u16) -> PortErrorKind {
     }
 }
 
+/// The most of a Twilio response that is read.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
 impl MessageSender for TwilioSms {
     async fn send(&self, message: &OutboundMessage) -> Result<SendReceipt, PortError> {
         let error = |kind| PortError::new(kind, "twilio", "CreateMessage");
@@ -149,14 +152,14 @@ impl MessageSender for TwilioSms {
             let response = self.client.request(request).await.map_err(|err| {
                 // Refused before a request was written: provably not sent.
                 if err.is_connect() {
-                    error(PortErrorKind::Unavailable)
+                    error(PortErrorKind::Unavailable).never_sent()
                 } else {
                     error(PortErrorKind::Other)
                 }
             })?;
             let status = response.status().as_u16();
-            let body = response
-                .into_body()
+            // Twilio answers in a few hundred bytes; a larger body is read no further.
+            let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
                 .map_err(|_| error(PortErrorKind::Unavailable).with_status(status))?

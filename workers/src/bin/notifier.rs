@@ -9,7 +9,7 @@ use telepipe_workers::aws::{
 use telepipe_workers::config::{
     ConsumerConfig, Env, EventsConfig, NotifierAwsConfig, NotifierConfig, SmsProvider, TwilioConfig,
 };
-use telepipe_workers::lambda::{config_or_exit, serve_sqs};
+use telepipe_workers::lambda::{config_or_exit, serve_sqs_with_margin};
 use telepipe_workers::notifier::{handle_message, NotifierPorts, STAGE};
 use telepipe_workers::telemetry::init_json_logging;
 
@@ -56,7 +56,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         events: &events,
     };
 
-    serve_sqs(STAGE, &queue, &consumer, async |body: &str| {
+    // A send needs up to the provider timeout (15 s) plus the ledger writes: none is begun
+    // with less than that left, so the invocation timeout never cuts one off mid-way.
+    let margin = Some(std::time::Duration::from_secs(20));
+    serve_sqs_with_margin(STAGE, &queue, &consumer, margin, async |body: &str| {
         // Each attempt owns the claim it makes; a random token is unique enough.
         let attempt = format!("{:016x}", fastrand::u64(..));
         handle_message(&ports, &config, body, &attempt, jiff::Timestamp::now()).await

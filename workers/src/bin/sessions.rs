@@ -26,7 +26,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deployed = config_or_exit(SessionsAwsConfig::from_env(&env));
 
     let aws = AwsContext::load().await;
-    let store = DynamoSessionStore::new(&aws, deployed.table);
+    let store =
+        DynamoSessionStore::new(&aws, deployed.table).with_retention_days(deployed.state_ttl_days);
     let scheduler = EventBridgeScheduler::new(&aws, scheduler_config);
     let notifications = SqsNotifications::new(&aws, deployed.notifications_queue_url);
     let events = EventBridgePublisher::new(&aws, events_config);

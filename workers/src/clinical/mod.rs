@@ -24,6 +24,7 @@ use chunk::{chunk_text, Chunk};
 use conversation::Conversation;
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
+use telepipe_events::capture::TranscriptReady;
 use telepipe_events::ids::{self, digest_hex, SessionId};
 use telepipe_events::pipeline::{
     schema_version, ClinicalEntitiesExtracted, PipelineEvent, RequestCounts,
@@ -37,6 +38,9 @@ use telepipe_events::SCHEMA_VERSION;
 use tracing::info;
 
 pub const STAGE: &str = "clinical";
+
+/// The most speaker labels a transcript may carry (Transcribe Medical's `MaxSpeakerLabels` cap).
+pub const MAX_SPEAKERS: usize = 30;
 
 /// What Transcribe writes to test access to its output location; not a transcript.
 pub const TRANSCRIBE_PROBE_FILE: &str = ".write_access_check_file.temp";
@@ -164,11 +168,37 @@ where
         telemetry::correlation_id_of_job(&job_name).map(telemetry::set_correlation_id);
     let context = || format!("session={session} job={job_name}");
 
-    let object = match ports.store.get(bucket, key).await {
+    // The size is checked before anything is read, and the read itself is capped, so an
+    // oversized (or growing) object never lands in memory.
+    let head = match ports.store.head(bucket, key, None).await {
         Err(err) if err.kind == PortErrorKind::NotFound => {
             return Err(StageError::permanent("transcript_missing", context()));
         }
         other => other.context(context)?,
+    };
+    if head.size > config.max_transcript_bytes {
+        return Err(StageError::permanent(
+            "transcript_too_large",
+            format!(
+                "{}: {} bytes exceeds {}",
+                context(),
+                head.size,
+                config.max_transcript_bytes
+            ),
+        ));
+    }
+    let object = match ports
+        .store
+        .get_prefix(bucket, key, None, config.max_transcript_bytes + 1)
+        .await
+    {
+        Err(err) if err.kind == PortErrorKind::NotFound => {
+            return Err(StageError::permanent("transcript_missing", context()));
+        }
+        other => crate::ports::ObjectBody {
+            bytes: other.context(context)?,
+            etag: head.etag.clone(),
+        },
     };
     if object.bytes.len() as u64 > config.max_transcript_bytes {
         return Err(StageError::permanent(
@@ -194,8 +224,33 @@ where
             ),
         )
     })?;
+    // The transcript landed and reads as one: say so before the slower extraction, so
+    // consumers that only want the transcript need not wait (ids and URI only).
+    let ready = TranscriptReady::new(
+        session.as_str(),
+        &job_name,
+        &format!("s3://{bucket}/{key}"),
+        correlation_id.clone(),
+    );
+    ports
+        .events
+        .publish(&OutgoingEvent::from_event(&ready))
+        .await
+        .context(|| format!("{} event={}", context(), TranscriptReady::DETAIL_TYPE))?;
     let conversation = Conversation::from_output(&output);
     drop(output);
+    // Transcribe labels at most 30 speakers (2 channels); more is not a transcript it wrote,
+    // and every label is carried into the results document.
+    if conversation.speakers.len() > MAX_SPEAKERS {
+        return Err(StageError::permanent(
+            "too_many_speakers",
+            format!(
+                "{}: {} speaker labels, at most {MAX_SPEAKERS}",
+                context(),
+                conversation.speakers.len()
+            ),
+        ));
+    }
     let source = TranscriptSource {
         bucket: bucket.to_owned(),
         key: key.to_owned(),

@@ -8,9 +8,11 @@
 //! the message may have gone out, so it is not sent again but published as
 //! `Notification Failed` with reason `outcome_unknown` for a person to look at. Patients
 //! tolerate a missed reminder (the platform still shows the appointment) better than a
-//! clinic tolerates duplicate texts, which erode trust and opt-outs. Only errors that
-//! prove the provider did not accept the message (throttling, 5xx refusals) release the
-//! claim so a retry can send.
+//! clinic tolerates duplicate texts, which erode trust and opt-outs. Only failures that
+//! prove the provider did not accept the message (a throttling answer, a connection
+//! refused before anything was written) release the claim so a retry can send; a timeout
+//! or 5xx after the request left ends as `outcome_unknown` at once ([`after_send_failure`]).
+//! The SMS and email clients run with SDK retries off, so nothing resends underneath.
 
 pub mod address;
 pub mod templates;
@@ -144,22 +146,7 @@ where
                 return Err(StageError::retryable("notification_in_flight", context()));
             }
             warn!(intent_id = %request.intent_id, "an earlier attempt claimed this notification and never completed it; not sending again");
-            ports
-                .ledger
-                .complete(
-                    &request.session_id,
-                    &request.intent_id,
-                    &IntentOutcome::Unknown,
-                )
-                .await
-                .context(context)?;
-            publish(
-                ports,
-                &failed_event(&reference, "outcome_unknown", ErrorClass::Permanent),
-            )
-            .await?;
-            crate::metrics::notification(request.channel.as_str(), "outcome_unknown");
-            return Ok(NotifyOutcome::OutcomeUnknown);
+            return outcome_unknown(ports, &request, &reference).await;
         }
     }
 
@@ -188,13 +175,18 @@ where
                 provider: receipt.provider.to_owned(),
             })
         }
-        Err(err) if err.class() == ErrorClass::Retryable => {
+        Err(err) if after_send_failure(&err) == AfterSendFailure::Release => {
             ports
                 .ledger
                 .release(&request.session_id, &request.intent_id, attempt)
                 .await
                 .context(context)?;
             Err(StageError::from_port(err, context()))
+        }
+        Err(err) if after_send_failure(&err) == AfterSendFailure::Unknown => {
+            // The request may have been accepted: never resent, left for a person.
+            warn!(intent_id = %request.intent_id, error = %err, "send outcome unknown; not sending again");
+            outcome_unknown(ports, &request, &reference).await
         }
         Err(err) => {
             let reason = format!("provider_rejected:{}", err.kind.as_str());
@@ -213,6 +205,32 @@ where
             failure.reason = reason;
             fail(ports, &reference, failure).await
         }
+    }
+}
+
+/// What a failed send means for the intent's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterSendFailure {
+    /// Provably not accepted (a throttling answer, a connection refused before sending):
+    /// the claim is released and the message retried.
+    Release,
+    /// It may have gone out (a timeout, a 5xx, a broken connection): never resent; the
+    /// intent ends as `outcome_unknown` for a person to check.
+    Unknown,
+    /// The provider refused it for good (invalid number, not permitted): failed.
+    Rejected,
+}
+
+/// Pure: sorts a send failure by what it proves about delivery.
+pub fn after_send_failure(err: &crate::error::PortError) -> AfterSendFailure {
+    use crate::error::PortErrorKind::*;
+    if err.not_sent {
+        return AfterSendFailure::Release;
+    }
+    match err.kind {
+        Throttled | QuotaExceeded => AfterSendFailure::Release,
+        Timeout | Unavailable | Other | Conflict => AfterSendFailure::Unknown,
+        NotFound | AlreadyExists | InvalidRequest | AccessDenied => AfterSendFailure::Rejected,
     }
 }
 
@@ -292,6 +310,36 @@ fn render(
         body: templates.body.render(&context),
         intent_id: request.intent_id.clone(),
     })
+}
+
+/// Closes an intent whose message may have gone out: recorded as unknown (never resent),
+/// published as `Notification Failed` / `outcome_unknown` for a person to check, counted.
+async fn outcome_unknown<St, L: IntentLedger, S, P: EventPublisher>(
+    ports: &NotifierPorts<'_, St, L, S, P>,
+    request: &NotificationRequest,
+    reference: &NotificationRef,
+) -> Result<NotifyOutcome, StageError> {
+    ports
+        .ledger
+        .complete(
+            &request.session_id,
+            &request.intent_id,
+            &IntentOutcome::Unknown,
+        )
+        .await
+        .context(|| {
+            format!(
+                "session={} intent={}",
+                request.session_id, request.intent_id
+            )
+        })?;
+    publish(
+        ports,
+        &failed_event(reference, "outcome_unknown", ErrorClass::Permanent),
+    )
+    .await?;
+    crate::metrics::notification(request.channel.as_str(), "outcome_unknown");
+    Ok(NotifyOutcome::OutcomeUnknown)
 }
 
 async fn publish<St, L, S, P: EventPublisher>(

@@ -281,6 +281,59 @@ async fn throttled_providers_release_the_claim_so_the_retry_sends() {
 }
 
 #[tokio::test]
+async fn timeouts_and_5xx_after_sending_end_as_outcome_unknown_never_resent() {
+    for kind in [
+        PortErrorKind::Timeout,
+        PortErrorKind::Unavailable,
+        PortErrorKind::Other,
+    ] {
+        let h = Harness::new(state(ContactChannel::Sms, "+12025550143", "en")).await;
+        let request = reminder(ContactChannel::Sms, START);
+        h.sender.failures.push(Some(kind));
+        assert_eq!(
+            h.handle(&request, "m#1", "2026-03-20T18:00:00Z")
+                .await
+                .unwrap(),
+            NotifyOutcome::OutcomeUnknown,
+            "{kind:?}"
+        );
+        assert_eq!(
+            h.ledger.outcome(&request.intent_id),
+            Some(IntentOutcome::Unknown)
+        );
+        let failed = h.events.of_type("Notification Failed");
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0]["reason"], "outcome_unknown");
+        // A redelivery (the batch driver, a replay) does not send it either.
+        h.handle(&request, "m#2", "2026-03-20T18:10:00Z")
+            .await
+            .unwrap();
+        assert!(h.sent().is_empty(), "{kind:?}");
+    }
+}
+
+#[test]
+fn each_send_failure_class_maps_to_release_unknown_or_rejected() {
+    use crate::error::PortError;
+    use crate::notifier::{after_send_failure, AfterSendFailure::*};
+    let err = |kind| PortError::new(kind, "sns", "Publish");
+    for (error, expected) in [
+        (err(PortErrorKind::Throttled), Release),
+        (err(PortErrorKind::QuotaExceeded), Release),
+        (err(PortErrorKind::Unavailable).never_sent(), Release),
+        (err(PortErrorKind::Unavailable).with_status(503), Unknown),
+        (err(PortErrorKind::Unavailable), Unknown),
+        (err(PortErrorKind::Timeout), Unknown),
+        (err(PortErrorKind::Other), Unknown),
+        (err(PortErrorKind::InvalidRequest), Rejected),
+        (err(PortErrorKind::AccessDenied), Rejected),
+        (err(PortErrorKind::NotFound), Rejected),
+    ] {
+        assert_eq!(after_send_failure(&error), expected, "{error}");
+    }
+}
+
+#[tokio::test]
 async fn provider_rejections_are_permanent_and_recorded() {
     let h = Harness::new(state(ContactChannel::Sms, "+12025550143", "en")).await;
     h.sender.failures.push(Some(PortErrorKind::InvalidRequest));

@@ -58,6 +58,8 @@ pub struct SessionOutcome {
 enum Effect {
     Notify(NotificationRequest),
     ReportRecordingMissing,
+    /// The meeting capture failed or was empty: no recording will come.
+    ReportCaptureFailed(telepipe_events::capture::CaptureFailure),
 }
 
 /// Handles one sessions-queue message at time `now`.
@@ -79,8 +81,20 @@ where
         info!(input = ?input_kind(&input), "ignored");
         return Ok(SessionOutcome::default());
     };
-    let session = SessionId::parse(raw_id)
-        .map_err(|err| StageError::permanent("invalid_session_id", err.to_string()))?;
+    let session = match SessionId::parse(raw_id) {
+        Ok(session) => session,
+        // A Chime meeting that is not a telepipe session (its ExternalMeetingId is some
+        // other id): not ours, acknowledged without a dead letter.
+        Err(_) if matches!(input, SessionInput::Chime(_)) => {
+            crate::metrics::ignored(STAGE, "not_a_session");
+            info!(
+                input = input_kind(&input),
+                "ignored: meeting is not a session"
+            );
+            return Ok(SessionOutcome::default());
+        }
+        Err(err) => return Err(StageError::permanent("invalid_session_id", err.to_string())),
+    };
     let context = || format!("session={}", session.as_str());
     tracing::Span::current().record("session_id", session.as_str());
 
@@ -123,6 +137,12 @@ where
                     waited,
                 )));
             }
+            Effect::ReportCaptureFailed(reason) => {
+                events.push(OutgoingEvent::from_event(&RecordingMissing::capture(
+                    session.as_str(),
+                    reason,
+                )));
+            }
         }
     }
     for event in &events {
@@ -161,6 +181,7 @@ fn input_kind(input: &SessionInput) -> &'static str {
         },
         SessionInput::RecordingArrived { .. } => "recording_arrived",
         SessionInput::RecordingCheck(_) => "recording_check",
+        SessionInput::CaptureFailed { .. } => "capture_failed",
         SessionInput::Ignored { .. } => "ignored",
     }
 }
@@ -169,6 +190,62 @@ fn parse_start(start: &str) -> Result<Timestamp, StageError> {
     start
         .parse()
         .map_err(|_| StageError::permanent("invalid_start", "start is not RFC 3339 with an offset"))
+}
+
+/// The longest clinic name a message may carry (SMS segments are 160 characters).
+pub const MAX_CLINIC_NAME_CHARS: usize = 80;
+/// The longest join link a message may carry.
+pub const MAX_JOIN_URL_BYTES: usize = 512;
+
+/// Refuses what would let a publisher put arbitrary links or text into patients' messages:
+/// a `join_url` that is not https on an allowed host (empty `hosts` = any host), or a
+/// clinic name past [`MAX_CLINIC_NAME_CHARS`]. Errors never quote the values.
+pub fn check_booking_text(
+    join_url: Option<&str>,
+    clinic_name: Option<&str>,
+    hosts: &[String],
+) -> Result<(), StageError> {
+    if let Some(url) = join_url {
+        let invalid = |why: &str| StageError::permanent("invalid_join_url", why.to_owned());
+        if url.len() > MAX_JOIN_URL_BYTES
+            || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(
+                "join_url is too long or holds spaces or control characters",
+            ));
+        }
+        let Some(rest) = url.strip_prefix("https://") else {
+            return Err(invalid("join_url must be https"));
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err(invalid("join_url must not carry credentials"));
+        }
+        let host = authority
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(authority, |(host, _)| host)
+            .to_ascii_lowercase();
+        if host.is_empty()
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Err(invalid("join_url has no valid host"));
+        }
+        if !hosts.is_empty() && !hosts.contains(&host) {
+            return Err(invalid("join_url host is not in TELEPIPE_JOIN_URL_HOSTS"));
+        }
+    }
+    if let Some(name) = clinic_name {
+        if name.chars().count() > MAX_CLINIC_NAME_CHARS || name.chars().any(char::is_control) {
+            return Err(StageError::permanent(
+                "invalid_clinic_name",
+                format!("clinic_name longer than {MAX_CLINIC_NAME_CHARS} characters or with control characters"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_zone(zone: &str) -> Result<(), StageError> {
@@ -189,6 +266,11 @@ fn apply(
         SessionInput::Scheduled(event) => {
             let start = parse_start(&event.start)?;
             check_zone(&event.patient_time_zone)?;
+            check_booking_text(
+                event.join_url.as_deref(),
+                event.clinic_name.as_deref(),
+                &config.join_url_hosts,
+            )?;
             if event.version > state.booking_version {
                 state.booking = Some(Booking {
                     patient: event.patient.clone(),
@@ -266,6 +348,14 @@ fn apply(
             if state.has_ended() && !state.recording_arrived && !state.recording_missing_reported {
                 state.recording_missing_reported = true;
                 effects.push(Effect::ReportRecordingMissing);
+            }
+        }
+        // Treated like a recording that never arrived, reported now rather than after
+        // the grace period, and still only once per session.
+        SessionInput::CaptureFailed { reason, .. } => {
+            if !state.recording_arrived && !state.recording_missing_reported {
+                state.recording_missing_reported = true;
+                effects.push(Effect::ReportCaptureFailed(*reason));
             }
         }
         SessionInput::Ignored { .. } => {}

@@ -127,3 +127,20 @@ impl SessionState {
         }
     }
 }
+
+/// When a session's state may be deleted: `keep` after the session ended (or, before it
+/// has, after its planned end); `None` while its time is not known.
+pub fn expires_at(state: &SessionState, keep: jiff::SignedDuration) -> Option<jiff::Timestamp> {
+    let planned_end = state.timing.as_ref().and_then(|t| {
+        t.start
+            .checked_add(jiff::SignedDuration::from_mins(i64::from(
+                t.duration_minutes,
+            )))
+            .ok()
+    });
+    let end = match (state.ended_at, planned_end) {
+        (Some(ended), Some(planned)) => Some(ended.max(planned)),
+        (ended, planned) => ended.or(planned),
+    }?;
+    end.checked_add(keep).ok()
+}

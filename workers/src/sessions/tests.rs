@@ -507,6 +507,54 @@ async fn a_session_that_ends_without_a_recording_is_reported_once() {
     assert_eq!(missing[0]["waited_minutes"], 30);
 }
 
+fn capture_failed(reason: &str) -> String {
+    serde_json::json!({"version": "0", "id": "c", "detail-type": "Recording Capture Failed", "source": "telepipe",
+        "account": "1", "time": "2026-03-10T15:45:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"schema_version": 1, "event_id": "e", "session_id": "s-1",
+                   "media_pipeline_id": "e40ee45e-2ed1-408e-9156-f52b8208a491", "reason": reason}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_failed_capture_is_reported_as_missing_at_once_and_only_once() {
+    let h = Harness::new();
+    h.handle(&simple("Session Ended", 5), "2026-03-10T15:40:00Z")
+        .await
+        .unwrap();
+    h.handle(&capture_failed("capture_empty"), "2026-03-10T15:45:00Z")
+        .await
+        .unwrap();
+    h.handle(&capture_failed("capture_failed"), "2026-03-10T15:46:00Z")
+        .await
+        .unwrap();
+    // The grace-period check later finds it reported already.
+    let check = h
+        .scheduler
+        .fire_due(ts("2026-03-10T18:00:00Z"))
+        .pop()
+        .unwrap();
+    h.handle(&check.payload, "2026-03-10T17:41:00Z")
+        .await
+        .unwrap();
+    let missing = h.events.of_type("Recording Missing");
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0]["reason"], "capture_empty");
+    assert_eq!(missing[0]["waited_minutes"], 0);
+}
+
+#[tokio::test]
+async fn a_capture_failure_after_the_recording_arrived_reports_nothing() {
+    let h = Harness::new();
+    let arrived = serde_json::json!({"version": "0", "id": "t", "detail-type": "Transcription Started", "source": "telepipe",
+        "account": "1", "time": "2026-03-10T15:45:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"session_id": "s-1", "job_name": "s-1-abc"}}).to_string();
+    h.handle(&arrived, "2026-03-10T15:45:00Z").await.unwrap();
+    h.handle(&capture_failed("capture_failed"), "2026-03-10T15:46:00Z")
+        .await
+        .unwrap();
+    assert!(h.events.of_type("Recording Missing").is_empty());
+}
+
 #[tokio::test]
 async fn a_recording_that_arrives_in_time_is_not_reported() {
     let h = Harness::new();
@@ -586,4 +634,89 @@ async fn bad_inputs_are_permanent_with_a_reason() {
             (ErrorClass::Permanent, reason)
         );
     }
+}
+
+fn scheduled_with(join_url: Option<&str>, clinic_name: Option<&str>) -> String {
+    let mut body: serde_json::Value =
+        serde_json::from_str(&scheduled(1, "2026-03-10T15:00:00Z", "sms")).unwrap();
+    if let Some(url) = join_url {
+        body["detail"]["join_url"] = url.into();
+    }
+    if let Some(name) = clinic_name {
+        body["detail"]["clinic_name"] = name.into();
+    }
+    body.to_string()
+}
+
+#[tokio::test]
+async fn join_links_must_be_https_on_an_allowed_host_and_clinic_names_short() {
+    let h = Harness::with(&[(
+        "TELEPIPE_JOIN_URL_HOSTS",
+        "visit.example.org, Meet.Example.org",
+    )]);
+    for good in [
+        "https://visit.example.org/j/abc?x=1",
+        "https://meet.example.org:8443/room",
+    ] {
+        h.handle(
+            &scheduled_with(Some(good), Some("Riverside Clinic")),
+            "2026-03-01T12:00:00Z",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    for (bad, reason) in [
+        ("http://visit.example.org/j", "invalid_join_url"),
+        ("https://evil.example.com/phish", "invalid_join_url"),
+        (
+            "https://visit.example.org@evil.example.com/",
+            "invalid_join_url",
+        ),
+        ("https://visit.example.org/a b", "invalid_join_url"),
+        ("javascript:alert(1)", "invalid_join_url"),
+    ] {
+        let err = h
+            .handle(&scheduled_with(Some(bad), None), "2026-03-01T12:00:00Z")
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason, reason, "{bad}");
+        assert!(!err.is_retryable());
+        assert!(
+            !err.to_string().contains("evil"),
+            "values are not quoted: {err}"
+        );
+    }
+    let long = "C".repeat(81);
+    let err = h
+        .handle(&scheduled_with(None, Some(&long)), "2026-03-01T12:00:00Z")
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, "invalid_clinic_name");
+    // Without an allow-list any https host is accepted.
+    let open = Harness::new();
+    open.handle(
+        &scheduled_with(Some("https://any.example.net/x"), None),
+        "2026-03-01T12:00:00Z",
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn chime_events_of_meetings_that_are_not_sessions_are_ignored_not_dead_lettered() {
+    let h = Harness::new();
+    for meeting in [
+        serde_json::json!("not a session id!"),
+        serde_json::json!(null),
+    ] {
+        let mut body: serde_json::Value =
+            serde_json::from_str(&chime("chime:MeetingEnded", "")).unwrap();
+        body["detail"]["externalMeetingId"] = meeting;
+        let outcome = h
+            .handle(&body.to_string(), "2026-03-01T12:00:00Z")
+            .await
+            .unwrap();
+        assert_eq!(outcome, SessionOutcome::default());
+    }
+    assert!(h.store.get("s-1").is_none());
 }
