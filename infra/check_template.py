@@ -2,7 +2,7 @@
 
 Run by scripts/check-infra.sh (optional argument: another template path) with the tools venv's Python (it uses cfn-lint's YAML
 decoder, which understands the short intrinsic-function tags). Prints two summary lines
-on success (rules 1-4, then rule 5); on failure prints every problem and exits 1.
+on success (rules 1-4, then rules 5-6); on failure prints every problem and exits 1.
 
 1. Every `Metadata: checkov: skip:` entry names a check id and gives its reason.
 2. EventBridge event patterns (rules and archives) are plain JSON: no intrinsic functions,
@@ -32,7 +32,15 @@ on success (rules 1-4, then rule 5); on failure prints every problem and exits 1
      scheduler:DeleteSchedule, transcribe:Delete*, ...), names queues only by exact ARN
      (Fn::GetAtt of a queue of the template) and covers every DLQ and source queue;
    - BreakGlassRole (MFA trust) holds those delete actions, and no other principal does,
-     except the two worker grants listed in WORKER_DELETE_EXCEPTIONS.
+     except the worker grants listed in WORKER_DELETE_EXCEPTIONS, each confined to the
+     DynamoDB partitions WORKER_DELETE_SCOPES names (dynamodb:LeadingKeys) where it has one.
+6. Public endpoints (docs/two-way-sms.md), in the second summary line:
+   - every AWS::Lambda::Permission open to Principal "*" is either lambda:InvokeFunctionUrl
+     with FunctionUrlAuthType NONE or lambda:InvokeFunction with InvokedViaFunctionUrl
+     true, on a function that has an AuthType NONE AWS::Lambda::Url: nobody can call
+     Invoke directly;
+   - every function behind an AuthType NONE URL has ReservedConcurrentExecutions (a flood
+     cannot take the account's concurrency) and both permissions.
 """
 
 from __future__ import annotations
@@ -140,6 +148,13 @@ BREAK_GLASS_NEEDS = (
 WORKER_DELETE_EXCEPTIONS = {
     ("SessionsFunction", "scheduler:DeleteSchedule"): "cancels its own reminder schedules",
     ("NotifierFunction", "dynamodb:DeleteItem"): "releases its own notification claims",
+    ("RepliesFunction", "dynamodb:DeleteItem"): "lifts a number's suppression when it opts back in",
+}
+# Exceptions confined to DynamoDB partitions: every statement of the holder granting the
+# action must carry a ForAllValues:StringLike / StringEquals dynamodb:LeadingKeys condition
+# whose values all start with this prefix.
+WORKER_DELETE_SCOPES = {
+    ("RepliesFunction", "dynamodb:DeleteItem"): "suppress#",
 }
 
 
@@ -217,6 +232,16 @@ def may_touch_audit_bucket(statement: dict) -> bool:
         if re.search(r'"AuditBucket"|\$\{AuditBucket[.}]|-audit-', text):
             return True
         if text.strip('"') == "*" or "s3:::*" in text:
+            return True
+    return False
+
+
+def leading_keys_within(statement: dict, prefix: str) -> bool:
+    """Does a ForAllValues condition pin dynamodb:LeadingKeys to partitions `prefix`...?"""
+    condition = statement.get("Condition") or {}
+    for operator in ("ForAllValues:StringLike", "ForAllValues:StringEquals"):
+        values = as_list((condition.get(operator) or {}).get("dynamodb:LeadingKeys"))
+        if values and all(isinstance(v, str) and v.startswith(prefix) for v in values):
             return True
     return False
 
@@ -371,9 +396,18 @@ def audit_and_access(template: dict, problems: list[str]) -> str | None:
 
     # -- the break-glass role alone erases
     held: dict[str, set[str]] = {}
+    scopes = {(h, a.lower()): prefix for (h, a), prefix in WORKER_DELETE_SCOPES.items()}
     for holder, statement in policy_statements(resources, []):
         if statement.get("Effect") == "Allow" and resources.get(holder, {}).get("Type") != "AWS::S3::BucketPolicy":
-            held.setdefault(holder, set()).update(a.lower() for a in destructive_actions(statement))
+            actions = {a.lower() for a in destructive_actions(statement)}
+            held.setdefault(holder, set()).update(actions)
+            for action in sorted(actions):
+                prefix = scopes.get((holder, action))
+                if prefix and not leading_keys_within(statement, prefix):
+                    problems.append(
+                        f"{holder}: statement {statement.get('Sid', '(no Sid)')} grants {action} beyond "
+                        f"the {prefix}* partitions (ForAllValues:StringLike dynamodb:LeadingKeys)"
+                    )
     role = resources.get("BreakGlassRole")
     if not role or role.get("Type") != "AWS::IAM::Role":
         problems.append("BreakGlassRole (AWS::IAM::Role) is missing")
@@ -406,6 +440,64 @@ def audit_and_access(template: dict, problems: list[str]) -> str | None:
         f"source queues by exact ARN, no deletes; deletes only in BreakGlassRole (MFA) "
         f"+ {exceptions} worker exceptions)"
     )
+
+
+def lambda_target(value: object) -> str | None:
+    """The template function a FunctionName / TargetFunctionArn names (Ref or GetAtt Arn)."""
+    if isinstance(value, dict) and list(value.keys()) == ["Ref"]:
+        return str(value["Ref"])
+    if isinstance(value, dict) and list(value.keys()) == ["Fn::GetAtt"]:
+        target = value["Fn::GetAtt"]
+        target = target.split(".", 1) if isinstance(target, str) else target
+        return str(target[0]) if len(target) == 2 and target[1] == "Arn" else None
+    return None
+
+
+def public_endpoints(template: dict, problems: list[str]) -> str:
+    """Rule 6: public invocation only through capped, AuthType NONE function URLs."""
+    resources = template.get("Resources", {})
+    functions = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
+    open_urls: dict[str, str] = {}
+    for name, resource in resources.items():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::Lambda::Url" and props.get("AuthType") == "NONE":
+            target = lambda_target(props.get("TargetFunctionArn"))
+            if resources.get(target or "", {}).get("Type") not in functions:
+                problems.append(f"{name}: public function URL whose target is not a function of the template")
+                continue
+            open_urls[target] = name
+    granted: dict[str, set[str]] = {}
+    for name, resource in resources.items():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") != "AWS::Lambda::Permission" or props.get("Principal") != "*":
+            continue
+        target = lambda_target(props.get("FunctionName"))
+        action = str(props.get("Action", "")).lower()
+        if action == "lambda:invokefunctionurl" and props.get("FunctionUrlAuthType") == "NONE":
+            kind = "url"
+        elif action == "lambda:invokefunction" and props.get("InvokedViaFunctionUrl") is True:
+            kind = "invoke"
+        else:
+            problems.append(
+                f"{name}: grants {props.get('Action')} to every principal outside a function URL "
+                "(needs FunctionUrlAuthType NONE or InvokedViaFunctionUrl true)"
+            )
+            continue
+        if target not in open_urls:
+            problems.append(f"{name}: public permission on {target}, which has no AuthType NONE function URL")
+            continue
+        granted.setdefault(target, set()).add(kind)
+    for function, url in sorted(open_urls.items()):
+        props = resources[function].get("Properties") or {}
+        if "ReservedConcurrentExecutions" not in props:
+            problems.append(f"{function}: behind the public {url} without ReservedConcurrentExecutions")
+        if granted.get(function, set()) != {"url", "invoke"}:
+            problems.append(
+                f"{function}: the public {url} needs both lambda:InvokeFunctionUrl (FunctionUrlAuthType "
+                "NONE) and lambda:InvokeFunction (InvokedViaFunctionUrl true) for Principal *"
+            )
+    names = ", ".join(f"{url} -> {function}" for function, url in sorted(open_urls.items())) or "none"
+    return f"public endpoints: {names} (capped concurrency, URL-only permissions)"
 
 
 def main() -> int:
@@ -490,8 +582,9 @@ def main() -> int:
             problems.append(f"{name}: Environment sets {stale}, which no worker reads any more")
         summary.append(f"{binary} {len(needed)}/{len(needed)}")
 
-    # 5. audit and access
+    # 5. audit and access; 6. public endpoints
     access_summary = audit_and_access(template, problems)
+    endpoints_summary = public_endpoints(template, problems)
 
     if problems:
         for problem in problems:
@@ -502,7 +595,7 @@ def main() -> int:
         f"({len(declared)} rules as in event-rules.json), "
         f"worker variables set: {', '.join(summary)})"
     )
-    print(access_summary)
+    print(f"{access_summary}; {endpoints_summary}")
     return 0
 
 

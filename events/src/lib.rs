@@ -11,6 +11,7 @@ pub mod capture;
 pub mod ids;
 pub mod notify;
 pub mod pipeline;
+pub mod replies;
 pub mod results;
 pub mod s3;
 pub mod schema;

@@ -23,6 +23,12 @@ pub enum NotificationKind {
     Confirmation,
     /// To the clinician: the patient is waiting.
     WaitingRoomAlert,
+    /// To the patient: the visit was cancelled (once per session).
+    CancellationNotice,
+    /// To the patient: the visit moved; says the new time (once per new time).
+    RescheduleNotice,
+    /// To the patient: the answer to a HELP text (what to reply, how to stop texts).
+    Help,
 }
 
 impl NotificationKind {
@@ -31,6 +37,9 @@ impl NotificationKind {
             Self::Reminder => "reminder",
             Self::Confirmation => "confirmation",
             Self::WaitingRoomAlert => "waiting_room_alert",
+            Self::CancellationNotice => "cancellation_notice",
+            Self::RescheduleNotice => "reschedule_notice",
+            Self::Help => "help",
         }
     }
 }
@@ -202,6 +211,8 @@ pub enum SkipReason {
     AlreadySent,
     /// The recipient has no contact of the request's channel any more.
     ContactChanged,
+    /// The number opted out of SMS (STOP, or the provider said so); no provider call.
+    OptedOut,
 }
 
 impl SkipReason {
@@ -214,6 +225,7 @@ impl SkipReason {
             Self::UnknownSession => "unknown_session",
             Self::AlreadySent => "already_sent",
             Self::ContactChanged => "contact_changed",
+            Self::OptedOut => "opted_out",
         }
     }
 }

@@ -11,10 +11,15 @@ use crate::notify::{
 use crate::pipeline::{
     ClinicalEntitiesExtracted, PipelineEvent, RecordingRejected, TranscriptionStarted,
 };
+use crate::replies::{
+    AppointmentConfirmed, InboundSms, PatientMessageReceived, PatientOptedIn, PatientOptedOut,
+    RescheduleRequested,
+};
 use crate::results::ResultsDocument;
 use crate::sessions::{
-    RecordingCheck, SessionCancelled, SessionEnded, SessionEvent, SessionRescheduled,
-    SessionScheduled, SessionStarted, WaitingRoomJoined,
+    AppointmentBooked, RecordingCheck, SessionCancelled, SessionEnded, SessionEvent,
+    SessionRescheduled, SessionScheduled, SessionStarted, SessionStatusChanged,
+    WaitingRoomAdmitted, WaitingRoomJoined,
 };
 use crate::sweeper::{StageStalled, TranscriptionFailed};
 use crate::transcribe::TranscribeOutput;
@@ -52,6 +57,15 @@ pub fn render_all() -> Vec<(String, String)> {
         render::<NotificationFailed>(NotificationFailed::SCHEMA_NAME),
         render::<RecordingCaptureFailed>(RecordingCaptureFailed::SCHEMA_NAME),
         render::<TranscriptReady>(TranscriptReady::SCHEMA_NAME),
+        render::<AppointmentConfirmed>(AppointmentConfirmed::SCHEMA_NAME),
+        render::<RescheduleRequested>(RescheduleRequested::SCHEMA_NAME),
+        render::<PatientOptedOut>(PatientOptedOut::SCHEMA_NAME),
+        render::<PatientOptedIn>(PatientOptedIn::SCHEMA_NAME),
+        render::<PatientMessageReceived>(PatientMessageReceived::SCHEMA_NAME),
+        render::<InboundSms>("inbound-sms"),
+        render::<SessionStatusChanged>(SessionStatusChanged::SCHEMA_NAME),
+        render::<WaitingRoomAdmitted>(WaitingRoomAdmitted::SCHEMA_NAME),
+        render::<AppointmentBooked>(AppointmentBooked::SCHEMA_NAME),
     ]
 }
 

@@ -133,6 +133,58 @@ pub struct SessionEnded {
     pub version: u64,
 }
 
+/// Where a session stands, in the vocabulary of platforms that track a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformStatus {
+    /// The patient is in the waiting room.
+    Waiting,
+    /// The visit is under way (the clinician admitted the patient).
+    Active,
+    Ended,
+}
+
+/// A platform's status change, mapped onto the session events: `waiting` is the patient
+/// joining the waiting room, `active` a start, `ended` an end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionStatusChanged {
+    pub session_id: String,
+    pub version: u64,
+    pub status: PlatformStatus,
+}
+
+/// The clinician admitted the patient from the waiting room (a start, in telepipe's terms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WaitingRoomAdmitted {
+    pub session_id: String,
+    pub version: u64,
+}
+
+/// A booking from an SMS-first scheduling tool: a local date and time (in the clinic's
+/// zone, `TELEPIPE_CLINIC_TIME_ZONE`, unless the patient's is given) and no clinician, so
+/// reminders go to the patient only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AppointmentBooked {
+    pub session_id: String,
+    pub version: u64,
+    /// `YYYY-MM-DD`, local.
+    pub date: String,
+    /// `HH:MM`, local.
+    pub time: String,
+    pub duration_minutes: u32,
+    pub patient: Participant,
+    /// BCP 47 language tag of the patient's messages; `en` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// The patient's IANA zone, when it differs from the clinic's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_time_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinic_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_url: Option<String>,
+}
+
 macro_rules! session_event {
     ($type:ty, $detail_type:literal, $schema:literal) => {
         impl SessionEvent for $type {
@@ -162,15 +214,33 @@ session_event!(
 );
 session_event!(SessionStarted, "Session Started", "session-started");
 session_event!(SessionEnded, "Session Ended", "session-ended");
+session_event!(
+    SessionStatusChanged,
+    "Session Status Changed",
+    "session-status-changed"
+);
+session_event!(
+    WaitingRoomAdmitted,
+    "Waiting Room Admitted",
+    "waiting-room-admitted"
+);
+session_event!(
+    AppointmentBooked,
+    "Appointment Booked",
+    "appointment-booked"
+);
 
 /// The `detail-type`s of the platform's session events.
-pub const SESSION_DETAIL_TYPES: [&str; 6] = [
+pub const SESSION_DETAIL_TYPES: [&str; 9] = [
     SessionScheduled::DETAIL_TYPE,
     SessionRescheduled::DETAIL_TYPE,
     SessionCancelled::DETAIL_TYPE,
     WaitingRoomJoined::DETAIL_TYPE,
     SessionStarted::DETAIL_TYPE,
     SessionEnded::DETAIL_TYPE,
+    SessionStatusChanged::DETAIL_TYPE,
+    WaitingRoomAdmitted::DETAIL_TYPE,
+    AppointmentBooked::DETAIL_TYPE,
 ];
 
 /// What a Chime meeting event says happened.
@@ -222,6 +292,13 @@ impl RecordingCheck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionInput {
     Scheduled(Box<SessionScheduled>),
+    /// A booking with a local date and time and no clinician.
+    Booked(Box<AppointmentBooked>),
+    /// The patient is in the waiting room (a platform's `waiting` status; no participant
+    /// reference needed: the booking's patient).
+    PatientWaiting {
+        session_id: String,
+    },
     Rescheduled(SessionRescheduled),
     Cancelled(SessionCancelled),
     WaitingRoomJoined(WaitingRoomJoined),
@@ -248,6 +325,8 @@ impl SessionInput {
     pub fn session_id(&self) -> Option<&str> {
         match self {
             Self::Scheduled(e) => Some(&e.session_id),
+            Self::Booked(e) => Some(&e.session_id),
+            Self::PatientWaiting { session_id } => Some(session_id),
             Self::Rescheduled(e) => Some(&e.session_id),
             Self::Cancelled(e) => Some(&e.session_id),
             Self::WaitingRoomJoined(e) => Some(&e.session_id),
@@ -384,6 +463,31 @@ pub fn parse_session_message(
             }
             SessionStarted::DETAIL_TYPE => SessionInput::Started(detail(&detail_type, body)?),
             SessionEnded::DETAIL_TYPE => SessionInput::Ended(detail(&detail_type, body)?),
+            SessionStatusChanged::DETAIL_TYPE => {
+                let change: SessionStatusChanged = detail(&detail_type, body)?;
+                let (session_id, version) = (change.session_id, change.version);
+                match change.status {
+                    PlatformStatus::Waiting => SessionInput::PatientWaiting { session_id },
+                    PlatformStatus::Active => SessionInput::Started(SessionStarted {
+                        session_id,
+                        version,
+                    }),
+                    PlatformStatus::Ended => SessionInput::Ended(SessionEnded {
+                        session_id,
+                        version,
+                    }),
+                }
+            }
+            WaitingRoomAdmitted::DETAIL_TYPE => {
+                let admitted: WaitingRoomAdmitted = detail(&detail_type, body)?;
+                SessionInput::Started(SessionStarted {
+                    session_id: admitted.session_id,
+                    version: admitted.version,
+                })
+            }
+            AppointmentBooked::DETAIL_TYPE => {
+                SessionInput::Booked(Box::new(detail(&detail_type, body)?))
+            }
             _ => SessionInput::Ignored { detail_type },
         }
     } else if source == CHIME_SOURCE && detail_type == CHIME_DETAIL_TYPE {

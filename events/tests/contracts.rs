@@ -127,6 +127,51 @@ fn session_input_examples_round_trip_and_parse() {
 }
 
 #[test]
+fn the_platforms_own_vocabulary_maps_onto_the_session_inputs() {
+    use telepipe_events::sessions::{AppointmentBooked, SessionStatusChanged, WaitingRoomAdmitted};
+    assert_eq!(
+        round_trip_input::<SessionStatusChanged>(),
+        SessionInput::PatientWaiting {
+            session_id: "visit-2026-0309-0042".into()
+        }
+    );
+    for (status, expected) in [
+        (
+            "active",
+            SessionInput::Started(SessionStarted {
+                session_id: "visit-2026-0309-0042".into(),
+                version: 4,
+            }),
+        ),
+        (
+            "ended",
+            SessionInput::Ended(SessionEnded {
+                session_id: "visit-2026-0309-0042".into(),
+                version: 4,
+            }),
+        ),
+    ] {
+        let mut envelope = example("session-status-changed");
+        envelope["detail"]["status"] = status.into();
+        assert_eq!(
+            parse_session_message(&envelope.to_string(), DEFAULT_SESSIONS_SOURCE).unwrap(),
+            expected
+        );
+    }
+    assert_eq!(
+        round_trip_input::<WaitingRoomAdmitted>(),
+        SessionInput::Started(SessionStarted {
+            session_id: "visit-2026-0309-0042".into(),
+            version: 5
+        })
+    );
+    assert!(matches!(
+        round_trip_input::<AppointmentBooked>(),
+        SessionInput::Booked(booked) if booked.patient.channel == telepipe_events::sessions::ContactChannel::Sms
+    ));
+}
+
+#[test]
 fn transcription_failed_example_round_trips() {
     round_trip_event::<TranscriptionFailed>();
 }
@@ -188,6 +233,13 @@ fn event_details_have_no_text_bearing_fields() {
         "notification-request",
         TranscriptionFailed::SCHEMA_NAME,
         StageStalled::SCHEMA_NAME,
+        "recording-capture-failed",
+        "transcript-ready",
+        "appointment-confirmed",
+        "reschedule-requested",
+        "patient-opted-out",
+        "patient-opted-in",
+        "patient-message-received",
     ] {
         let text =
             std::fs::read_to_string(schemas_dir().join(format!("{name}.schema.json"))).unwrap();
@@ -251,4 +303,25 @@ fn the_chime_media_pipeline_example_parses_as_a_capture_input() {
     };
     assert_eq!(event.change, PipelineChange::Deleted);
     assert_eq!(event.session_id.unwrap().as_str(), "visit-2026-0309-0042");
+}
+
+#[test]
+fn reply_event_examples_round_trip_with_ids_only() {
+    use telepipe_events::replies::{
+        AppointmentConfirmed, PatientMessageReceived, PatientOptedIn, PatientOptedOut,
+        RescheduleRequested,
+    };
+    round_trip_event::<AppointmentConfirmed>();
+    round_trip_event::<RescheduleRequested>();
+    round_trip_event::<PatientOptedOut>();
+    round_trip_event::<PatientOptedIn>();
+    round_trip_event::<PatientMessageReceived>();
+    let schema =
+        std::fs::read_to_string(schemas_dir().join("patient-opted-out.schema.json")).unwrap();
+    for forbidden in ["\"from\"", "\"body\"", "\"phone", "\"address\""] {
+        assert!(
+            !schema.contains(forbidden),
+            "{forbidden} in the opt-out event schema"
+        );
+    }
 }

@@ -179,6 +179,11 @@ mod tests {
             "transcription-failed",
             "stage-stalled",
             "transcript-ready",
+            "appointment-confirmed",
+            "reschedule-requested",
+            "patient-opted-out",
+            "patient-opted-in",
+            "patient-message-received",
         ] {
             assert_eq!(routed(published), ["pipeline-events"], "{published}");
         }
@@ -197,6 +202,9 @@ mod tests {
             "waiting-room-joined",
             "session-started",
             "session-ended",
+            "session-status-changed",
+            "waiting-room-admitted",
+            "appointment-booked",
         ] {
             assert_eq!(routed(consumed), ["session-events"], "{consumed}");
         }

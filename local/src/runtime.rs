@@ -15,8 +15,8 @@ use crate::capture::LocalMediaPipelines;
 use crate::db::Db;
 use crate::queue::{LocalMessage, QueueSpec, Queues};
 use crate::sessions::{
-    LocalLedger, LocalNotifications, LocalScheduler, LocalSessionStore, Outbox, NOTIFICATIONS_DLQ,
-    NOTIFICATIONS_QUEUE, SESSIONS_DLQ, SESSIONS_QUEUE,
+    LocalLedger, LocalNotifications, LocalScheduler, LocalSessionStore, LocalSuppressions, Outbox,
+    NOTIFICATIONS_DLQ, NOTIFICATIONS_QUEUE, SESSIONS_DLQ, SESSIONS_QUEUE,
 };
 use crate::status_store::{QueueSender, SqliteStatus};
 use crate::store::{FsStore, Notification};
@@ -49,6 +49,9 @@ pub const TRANSCRIBE_DLQ: &str = "transcription-dlq";
 /// Chime media pipeline events (the `chime-media-pipeline-events` rule's local queue).
 pub const CAPTURE_QUEUE: &str = "capture";
 pub const CAPTURE_DLQ: &str = "capture-dlq";
+/// Patients' texts (`telepipe sms receive`, as the webhook and SNS feed it on AWS).
+pub const REPLIES_QUEUE: &str = "replies";
+pub const REPLIES_DLQ: &str = "replies-dlq";
 
 /// Local values for what the Lambda functions get from the template; any `TELEPIPE_*`
 /// variable set in the environment still wins.
@@ -115,6 +118,10 @@ pub struct Pipeline<N: ClinicalNlp, E: SpeechToText> {
     pub outbox: Outbox,
     pub sessions: SessionsConfig,
     pub notifier: NotifierConfig,
+    /// Numbers that opted out of SMS.
+    pub suppressions: LocalSuppressions,
+    pub replies: telepipe_workers::replies::RepliesConfig,
+    pub replies_consumer: ConsumerConfig,
     pub sessions_consumer: ConsumerConfig,
     pub notifications_consumer: ConsumerConfig,
     pub faults: Faults,
@@ -138,6 +145,7 @@ pub struct Round {
     pub timers_fired: usize,
     pub session_messages: usize,
     pub notification_messages: usize,
+    pub reply_messages: usize,
     /// What the sweeper did, on the rounds it ran.
     pub sweep: Option<usize>,
 }
@@ -151,6 +159,7 @@ impl Round {
             + self.timers_fired
             + self.session_messages
             + self.notification_messages
+            + self.reply_messages
             > 0
             || self.job.as_ref().is_some_and(|j| *j != JobOutcome::Idle)
     }
@@ -196,8 +205,11 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         let capture = CaptureConfig::from_env(&env)?;
         let clinical = ClinicalConfig::from_env(&env)?;
         let events = EventsConfig::from_env(&env)?;
-        let sessions = SessionsConfig::from_env(&env)?;
-        let notifier = NotifierConfig::from_env(&env)?;
+        let phone_key = phone_key(data_dir).map_err(dir_error)?;
+        let mut sessions = SessionsConfig::from_env(&env)?;
+        sessions.phone_key = Some(phone_key.clone());
+        let mut notifier = NotifierConfig::from_env(&env)?;
+        notifier.phone_key = Some(phone_key.clone());
         let sweeper = SweeperConfig::from_env(&env)?;
         let sweep_every_rounds = env.parsed(
             "TELEPIPE_SWEEP_EVERY_ROUNDS",
@@ -235,6 +247,9 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         );
         let bus = LocalBus::new(db.clone(), queues.clone(), events.source, deployed_rules()?);
         Ok(Self {
+            suppressions: LocalSuppressions::new(db.clone()),
+            replies: telepipe_workers::replies::RepliesConfig { phone_key },
+            replies_consumer: consumer(REPLIES_QUEUE, REPLIES_DLQ)?,
             pipelines: LocalMediaPipelines::new(db.clone(), store.clone()),
             capture,
             capture_consumer: consumer(CAPTURE_QUEUE, CAPTURE_DLQ)?,
@@ -338,6 +353,39 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         Ok(messages.len())
     }
 
+    async fn consume_replies(&self) -> Result<usize, PortError> {
+        let messages = self.queues.receive(REPLIES_QUEUE, 10)?;
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let received: Vec<Received> = messages.iter().map(to_received).collect();
+        let port = self.queues.port(REPLIES_QUEUE, REPLIES_DLQ);
+        let ports = telepipe_workers::replies::RepliesPorts {
+            sessions: &self.session_store,
+            suppressions: &self.suppressions,
+            notifications: &self.notifications,
+            events: &self.bus,
+        };
+        let (_, dispositions) = process_batch(
+            telepipe_workers::replies::STAGE,
+            &received,
+            &port,
+            &self.replies_consumer,
+            async |body: &str| {
+                telepipe_workers::replies::handle_message(
+                    &ports,
+                    &self.replies,
+                    body,
+                    jiff::Timestamp::now(),
+                )
+                .await
+            },
+        )
+        .await;
+        self.settle(&messages, |i| dispositions[i].keeps_message())?;
+        Ok(messages.len())
+    }
+
     async fn consume_intake(&self) -> Result<usize, PortError> {
         let messages = self.queues.receive(INTAKE_QUEUE, 10)?;
         if messages.is_empty() {
@@ -429,6 +477,7 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             ledger: &self.ledger,
             sender: &self.outbox,
             events: &self.bus,
+            suppressions: &self.suppressions,
         };
         let (_, dispositions) = process_batch(
             notifier::STAGE,
@@ -493,6 +542,7 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             clinical_messages: self.consume_clinical().await?,
             timers_fired: self.scheduler.fire_due(jiff::Timestamp::now())?,
             session_messages: self.consume_sessions().await?,
+            reply_messages: self.consume_replies().await?,
             notification_messages: self.consume_notifications().await?,
             sweep: None,
         };
@@ -515,6 +565,7 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
         let mut pending = transcriber::pending_jobs(&self.db).map_err(unavailable)? > 0;
         // Timers due later are not pending work: a reminder next week must not keep `demo` running.
         for queue in [
+            REPLIES_QUEUE,
             CAPTURE_QUEUE,
             INTAKE_QUEUE,
             CLINICAL_QUEUE,
@@ -545,6 +596,40 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
     }
 }
 
+/// The data directory's phone key (`DATA_DIR/phone-key`, 32 random bytes as hex, mode
+/// 0600), made on first use: locally what the deployment's Secrets Manager secret is.
+pub fn phone_key(data_dir: &Path) -> std::io::Result<telepipe_workers::replies::PhoneKey> {
+    let path = data_dir.join("phone-key");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            // A secret: from the operating system's CSPRNG, not a seeded generator.
+            let mut bytes = [0u8; 32];
+            std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+            let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(&path) {
+                Ok(mut file) => {
+                    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+                    secret
+                }
+                // Another process made it first: use theirs.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::read_to_string(&path)?
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(err) => return Err(err),
+    };
+    Ok(telepipe_workers::replies::PhoneKey::new(
+        text.trim().as_bytes(),
+    ))
+}
+
 /// Declares every local queue (idempotent).
 fn declare_queues(queues: &Queues) -> rusqlite::Result<()> {
     for (name, visibility_secs, dlq) in [
@@ -555,6 +640,8 @@ fn declare_queues(queues: &Queues) -> rusqlite::Result<()> {
         (TRANSCRIBE_DLQ, 60, None),
         (CAPTURE_QUEUE, 300, Some(CAPTURE_DLQ)),
         (CAPTURE_DLQ, 60, None),
+        (REPLIES_QUEUE, 60, Some(REPLIES_DLQ)),
+        (REPLIES_DLQ, 60, None),
         (SESSIONS_QUEUE, 60, Some(SESSIONS_DLQ)),
         (NOTIFICATIONS_QUEUE, 60, Some(NOTIFICATIONS_DLQ)),
         (SESSIONS_DLQ, 60, None),

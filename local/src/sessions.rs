@@ -50,6 +50,22 @@ CREATE TABLE IF NOT EXISTS timers (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS timers_due ON timers (fire_at);
+CREATE TABLE IF NOT EXISTS notification_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    intent_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notification_log_session ON notification_log (session_id, seq);
+CREATE TABLE IF NOT EXISTS suppressions (
+    phone_key TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (phone_key, channel)
+);
 ";
 
 /// Creates the tables of this module (idempotent).
@@ -127,6 +143,89 @@ impl SessionStore for LocalSessionStore {
         }
         Ok(expected.unwrap_or(0) + 1)
     }
+
+    async fn sessions_for_phone(&self, phone_key: &str) -> Result<Vec<String>, PortError> {
+        let db = self.db.lock();
+        let mut statement = db
+            .prepare(
+                "SELECT session_id FROM sessions WHERE json_extract(doc, '$.patient_phone_key') = ?1 ORDER BY session_id",
+            )
+            .map_err(storage("local-sessions", "Query"))?;
+        let rows = statement
+            .query_map([phone_key], |r| r.get::<_, String>(0))
+            .map_err(storage("local-sessions", "Query"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(storage("local-sessions", "Query"))?;
+        Ok(rows)
+    }
+}
+
+/// `Suppressions` in SQLite: (phone key, channel) pairs that opted out.
+#[derive(Clone)]
+pub struct LocalSuppressions {
+    db: Db,
+}
+
+impl LocalSuppressions {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+impl telepipe_workers::ports::Suppressions for LocalSuppressions {
+    async fn is_suppressed(
+        &self,
+        phone_key: &str,
+        channel: telepipe_events::sessions::ContactChannel,
+    ) -> Result<bool, PortError> {
+        self.db
+            .lock()
+            .query_row(
+                "SELECT 1 FROM suppressions WHERE phone_key = ?1 AND channel = ?2",
+                params![phone_key, channel.as_str()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|row| row.is_some())
+            .map_err(storage("local-suppressions", "Get"))
+    }
+
+    async fn suppress(
+        &self,
+        phone_key: &str,
+        channel: telepipe_events::sessions::ContactChannel,
+        reason: &str,
+    ) -> Result<(), PortError> {
+        self.db
+            .lock()
+            .execute(
+                "INSERT INTO suppressions (phone_key, channel, reason, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (phone_key, channel) DO NOTHING",
+                params![
+                    phone_key,
+                    channel.as_str(),
+                    reason,
+                    Timestamp::now().as_second()
+                ],
+            )
+            .map(|_| ())
+            .map_err(storage("local-suppressions", "Put"))
+    }
+
+    async fn lift(
+        &self,
+        phone_key: &str,
+        channel: telepipe_events::sessions::ContactChannel,
+    ) -> Result<(), PortError> {
+        self.db
+            .lock()
+            .execute(
+                "DELETE FROM suppressions WHERE phone_key = ?1 AND channel = ?2",
+                params![phone_key, channel.as_str()],
+            )
+            .map(|_| ())
+            .map_err(storage("local-suppressions", "Delete"))
+    }
 }
 
 /// `IntentLedger` in SQLite.
@@ -143,6 +242,26 @@ impl LocalLedger {
 }
 
 impl IntentLedger for LocalLedger {
+    async fn log(
+        &self,
+        entry: &telepipe_workers::ports::NotificationLogEntry,
+    ) -> Result<(), PortError> {
+        self.db
+            .lock()
+            .execute(
+                "INSERT INTO notification_log (session_id, intent_id, outcome, at_ms, entry) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    entry.session_id,
+                    entry.intent_id,
+                    entry.outcome,
+                    entry.at_ms,
+                    serde_json::to_string(entry).expect("log entries serialize")
+                ],
+            )
+            .map(|_| ())
+            .map_err(storage("local-ledger", "Log"))
+    }
+
     async fn claim(
         &self,
         session_id: &str,
@@ -457,6 +576,22 @@ impl MessageSender for Outbox {
             provider_message_id: Some(name),
         })
     }
+}
+
+/// A session's notification log (every send, skip and failure), oldest first.
+pub fn notification_log(
+    db: &Db,
+    session_id: &str,
+) -> rusqlite::Result<Vec<telepipe_workers::ports::NotificationLogEntry>> {
+    ensure_schema(db)?;
+    let connection = db.lock();
+    let mut statement = connection
+        .prepare("SELECT entry FROM notification_log WHERE session_id = ?1 ORDER BY seq")?;
+    let rows = statement
+        .query_map([session_id], |r| r.get::<_, String>(0))?
+        .filter_map(|text| text.ok().and_then(|t| serde_json::from_str(&t).ok()))
+        .collect();
+    Ok(rows)
 }
 
 #[cfg(test)]

@@ -118,7 +118,8 @@ async fn reminders_alerts_and_cancellation_through_the_local_runtime() {
         );
         let body = message["body"].as_str().unwrap();
         assert!(
-            body.starts_with("Recordatorio: su consulta por video con Centro de Salud Sur"),
+            body.starts_with("Consulta por video con Centro de Salud Sur")
+                && body.ends_with("Responda C para confirmar, R para cambiar"),
             "{body}"
         );
     }
@@ -145,8 +146,17 @@ async fn reminders_alerts_and_cancellation_through_the_local_runtime() {
         json!({"session_id": "visit-1", "version": 3, "start": start.checked_add(SignedDuration::from_hours(24)).unwrap().to_string(), "duration_minutes": 30}),
     );
     pipeline.bus.put(&moved).unwrap();
+    pipeline.bus.put(&moved).unwrap();
     settle(&pipeline).await;
     assert_eq!(pipeline.scheduler.list(Some("visit-1")).unwrap().len(), 2);
+    // The patient is told the new time, once.
+    let sent = outbox(&dir);
+    assert_eq!(sent.len(), 4);
+    assert!(
+        sent[3]["body"].as_str().unwrap().contains("pasó al"),
+        "{}",
+        sent[3]["body"]
+    );
     let cancel = envelope(
         "telehealth.sessions",
         "Session Cancelled",
@@ -158,7 +168,129 @@ async fn reminders_alerts_and_cancellation_through_the_local_runtime() {
     settle(&pipeline).await;
     assert!(pipeline.scheduler.list(Some("visit-1")).unwrap().is_empty());
     assert_eq!(events_of(&pipeline, "Reminders Cancelled").len(), 2);
-    assert_eq!(outbox(&dir).len(), 3, "nothing more was sent");
+    // The patient is told once, whatever redeliveries and late events follow.
+    pipeline.bus.put(&cancel).unwrap();
+    settle(&pipeline).await;
+    let sent = outbox(&dir);
+    assert_eq!(sent.len(), 5, "only the cancellation notice was added");
+    assert_eq!(sent[4]["to"], "+34600111222");
+    assert!(
+        sent[4]["body"].as_str().unwrap().contains("fue cancelada"),
+        "{}",
+        sent[4]["body"]
+    );
+}
+
+/// What `telepipe sms receive` puts on the replies queue.
+fn text_from(pipeline: &Pipeline<KeywordNlp, FakeStt>, from: &str, body: &str) {
+    let sms = json!({"provider": "local", "message_id": telepipe_local::db::random_id(),
+                     "from": from, "to": "", "body": body});
+    pipeline
+        .queues
+        .send(
+            telepipe_local::runtime::REPLIES_QUEUE,
+            &sms.to_string(),
+            &std::collections::BTreeMap::new(),
+            0,
+        )
+        .unwrap();
+}
+
+#[tokio::test]
+async fn patients_answer_by_text_stop_start_confirm_through_the_local_runtime() {
+    let dir = fresh_dir("replies");
+    let pipeline = open(&dir);
+    let start = Timestamp::now()
+        .checked_add(SignedDuration::from_hours(72))
+        .unwrap();
+    pipeline.bus.put(&scheduled("visit-9", start)).unwrap();
+    settle(&pipeline).await;
+
+    // STOP (as Spanish-speaking patients may write it too): no reminder goes to the number.
+    text_from(&pipeline, "+34600111222", "Stop.");
+    settle(&pipeline).await;
+    assert_eq!(events_of(&pipeline, "Patient Opted Out").len(), 1);
+    assert_eq!(fire_all(&pipeline, "visit-9"), 2);
+    settle(&pipeline).await;
+    assert!(
+        outbox(&dir).is_empty(),
+        "nothing was sent to an opted-out number"
+    );
+    let skipped = events_of(&pipeline, "Notification Skipped");
+    assert_eq!(skipped.len(), 2);
+    assert!(skipped.iter().all(|e| e["reason"] == "opted_out"));
+
+    // START: the next reminder goes out.
+    text_from(&pipeline, "+34600111222", "START");
+    settle(&pipeline).await;
+    assert_eq!(events_of(&pipeline, "Patient Opted In").len(), 1);
+    let moved = envelope(
+        "telehealth.sessions",
+        "Session Rescheduled",
+        json!({"session_id": "visit-9", "version": 2, "start": start.checked_add(SignedDuration::from_hours(2)).unwrap().to_string(), "duration_minutes": 30}),
+    );
+    pipeline.bus.put(&moved).unwrap();
+    settle(&pipeline).await;
+    assert_eq!(fire_all(&pipeline, "visit-9"), 2);
+    settle(&pipeline).await;
+    assert_eq!(
+        outbox(&dir).len(),
+        3,
+        "the new time, then the reminders go out again"
+    );
+    // The durable log answers "was this patient reminded?": two skipped, the reschedule
+    // notice and two reminders sent.
+    let log = telepipe_local::sessions::notification_log(&pipeline.db, "visit-9").unwrap();
+    let outcomes: Vec<(&str, Option<&str>)> = log
+        .iter()
+        .map(|e| (e.outcome.as_str(), e.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("skipped", Some("opted_out")),
+            ("skipped", Some("opted_out")),
+            ("sent", None),
+            ("sent", None),
+            ("sent", None)
+        ]
+    );
+    assert!(log.iter().all(|e| {
+        let text = serde_json::to_string(e).unwrap();
+        !text.contains("600111222")
+    }));
+
+    // CONFIRM: the clinic hears of it, for this session; CANCEL never cancels a visit.
+    text_from(&pipeline, "+34600111222", "confirmar");
+    text_from(&pipeline, "+34600111222", "Can I come earlier?");
+    text_from(&pipeline, "+15550000000", "C");
+    settle(&pipeline).await;
+    let confirmed = events_of(&pipeline, "Appointment Confirmed");
+    assert_eq!(confirmed.len(), 1);
+    assert_eq!(confirmed[0]["session_id"], "visit-9");
+    assert_eq!(confirmed[0]["language"], "es");
+    let other = events_of(&pipeline, "Patient Message Received");
+    assert_eq!(
+        other.len(),
+        2,
+        "free text, and a confirmation from an unknown number"
+    );
+    let all: Vec<String> = [
+        "Patient Opted Out",
+        "Patient Opted In",
+        "Appointment Confirmed",
+        "Patient Message Received",
+    ]
+    .iter()
+    .flat_map(|t| events_of(&pipeline, t))
+    .map(|e| e.to_string())
+    .collect();
+    for event in &all {
+        assert!(
+            !event.contains("600111222") && !event.contains("earlier"),
+            "{event}"
+        );
+    }
 }
 
 #[tokio::test]

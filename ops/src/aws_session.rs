@@ -269,6 +269,25 @@ impl AwsSessionData {
         Ok(entries)
     }
 
+    /// A session's notification log (`notifylog#{session}` items of the sessions table),
+    /// oldest first: `telepipe notifications --aws`.
+    pub async fn notification_log(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<telepipe_workers::ports::NotificationLogEntry>, PortError> {
+        let table = need(&self.config.sessions_table, "TELEPIPE_SESSIONS_TABLE")?;
+        let rows = self
+            .query(table, &format!("notifylog#{session_id}"), None)
+            .await?;
+        let mut entries: Vec<telepipe_workers::ports::NotificationLogEntry> = rows
+            .iter()
+            .filter_map(|row| row.get("entry").and_then(|v| v.as_s().ok()))
+            .filter_map(|text| serde_json::from_str(text).ok())
+            .collect();
+        entries.sort_by_key(|e| e.at_ms);
+        Ok(entries)
+    }
+
     pub fn config(&self) -> &AwsSessionConfig {
         &self.config
     }
@@ -537,10 +556,28 @@ impl SessionData for AwsSessionData {
             Store::SessionState => {
                 let table = need(&c.sessions_table, "TELEPIPE_SESSIONS_TABLE")?;
                 let rows = self.query(table, session_id, Some("state")).await?;
-                Ok(Self::row_items(store, table, &rows)
+                let mut items: Vec<Item> = Self::row_items(store, table, &rows)
                     .into_iter()
                     .filter(|i| i.handle.ends_with("\nstate"))
-                    .collect())
+                    .collect();
+                // The phone index item that lets a text find this session (`phone#{keyed
+                // hash}`, sort key the session id): it goes with the state.
+                let phone_key = rows
+                    .iter()
+                    .filter_map(|row| row.get("doc").and_then(|v| v.as_s().ok()))
+                    .filter_map(|doc| serde_json::from_str::<SessionState>(doc).ok())
+                    .find_map(|state| state.patient_phone_key);
+                if let Some(key) = phone_key {
+                    let index = self
+                        .query(table, &format!("phone#{key}"), Some(session_id))
+                        .await?;
+                    items.extend(
+                        Self::row_items(store, table, &index)
+                            .into_iter()
+                            .filter(|i| i.handle.ends_with(&format!("\n{session_id}"))),
+                    );
+                }
+                Ok(items)
             }
             Store::Status => {
                 let table = need(&c.status_table, "TELEPIPE_STATUS_TABLE")?;

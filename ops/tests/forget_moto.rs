@@ -206,15 +206,30 @@ impl Deployment {
         let check = format!("tp-c-{session}");
         let mut state = SessionState::new(session);
         state.recording_check = Some(check.clone());
+        state.patient_phone_key = Some(format!("key-{session}"));
         let table = c.sessions_table.as_deref().unwrap();
-        for (sk, doc) in [
-            ("state".to_owned(), serde_json::to_string(&state).unwrap()),
-            (format!("intent#{session}-i1"), "-".to_owned()),
+        for (pk, sk, doc) in [
+            (
+                session.to_owned(),
+                "state".to_owned(),
+                serde_json::to_string(&state).unwrap(),
+            ),
+            (
+                session.to_owned(),
+                format!("intent#{session}-i1"),
+                "-".to_owned(),
+            ),
+            // The phone index item the sessions stage writes beside the state.
+            (
+                format!("phone#key-{session}"),
+                session.to_owned(),
+                "-".to_owned(),
+            ),
         ] {
             self.dynamodb
                 .put_item()
                 .table_name(table)
-                .item("pk", AttributeValue::S(session.into()))
+                .item("pk", AttributeValue::S(pk))
                 .item("sk", AttributeValue::S(sk))
                 .item("doc", AttributeValue::S(doc))
                 .item("rev", AttributeValue::N("1".into()))
@@ -272,7 +287,8 @@ async fn forget_deletes_every_version_and_item_of_one_session_only() {
         (Store::QueuedMessages, 0),
         (Store::Outbox, 0),
         (Store::Intents, 1),
-        (Store::SessionState, 1),
+        // The state and its phone index item.
+        (Store::SessionState, 2),
         (Store::Status, 3),
         (Store::History, 1),
         (Store::Results, 1),

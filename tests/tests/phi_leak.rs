@@ -374,11 +374,13 @@ fn sessions_notifier_and_capture_leak_no_address_name_or_text_at_trace() {
     let sender = MemorySender::default();
     let ledger = MemoryLedger::default();
     let notifier_config = NotifierConfig::from_env(&Env::from_pairs(&[])).unwrap();
+    let suppressions = telepipe_workers::memory::MemorySuppressions::default();
     let notifier_ports = NotifierPorts {
         store: &store,
         ledger: &ledger,
         sender: &sender,
         events: &events,
+        suppressions: &suppressions,
     };
     // The second send fails ambiguously: logged and published as outcome_unknown.
     sender.failures.push(None);
@@ -466,4 +468,162 @@ fn sessions_notifier_and_capture_leak_no_address_name_or_text_at_trace() {
             );
         }
     }
+}
+
+/// Patients' texts: the replies stage (every intent, a malformed message, an unknown
+/// sender) and the webhook (signed, unsigned, malformed) at trace level. Neither the
+/// number nor the words of a text may reach a log line, an event or a dead letter.
+#[test]
+fn replies_and_the_webhook_leak_no_number_or_text_at_trace() {
+    use telepipe_workers::aws::twilio_webhook::{serve, twilio_signature};
+    use telepipe_workers::config::Secret;
+    use telepipe_workers::memory::{
+        MemoryNotifications, MemoryRefeed, MemorySessionStore, MemorySuppressions,
+    };
+    use telepipe_workers::replies::{self, PhoneKey, RepliesConfig, RepliesPorts};
+
+    const TEXT_MARKERS: [&str; 4] = ["0188742", "zebraquartz", "glimmerstone", "quenby"];
+    let captured = Captured::default();
+    let subscriber = json_subscriber(captured.clone(), filter("trace,lambda_runtime=trace"));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let queue = MemoryQueue::default();
+    let consumer = ConsumerConfig::from_env(&Env::from_pairs(&[
+        ("TELEPIPE_QUEUE_URL", "q"),
+        ("TELEPIPE_DLQ_URL", "d"),
+    ]))
+    .unwrap();
+    let (sessions, suppressions, notifications, events) = (
+        MemorySessionStore::default(),
+        MemorySuppressions::default(),
+        MemoryNotifications::default(),
+        MemoryEvents::default(),
+    );
+    let ports = RepliesPorts {
+        sessions: &sessions,
+        suppressions: &suppressions,
+        notifications: &notifications,
+        events: &events,
+    };
+    let config = RepliesConfig {
+        phone_key: PhoneKey::new(b"phi-test-key"),
+    };
+    let text = |id: &str, from: &str, body: &str| {
+        received(
+            id,
+            serde_json::json!({"provider": "twilio", "message_id": format!("SM{id}"),
+                "from": from, "to": "+15559990000", "body": body})
+            .to_string(),
+        )
+    };
+    let messages = [
+        text("r1", "+15550188742", "STOP"),
+        text(
+            "r2",
+            "+15550188742",
+            "Zebraquartz glimmerstone, is it serious? Quenby",
+        ),
+        text("r3", "+15550188742", "confirm"),
+        text("r4", "15550188742 Quenby", "START"),
+        received(
+            "r5",
+            "{\"from\": 15550188742, \"body\": \"Glimmerstone\"}".into(),
+        ),
+    ];
+    runtime.block_on(process_batch(
+        replies::STAGE,
+        &messages,
+        &queue,
+        &consumer,
+        async |body: &str| {
+            replies::handle_message(
+                &ports,
+                &config,
+                body,
+                "2026-03-01T12:00:00Z".parse().unwrap(),
+            )
+            .await
+        },
+    ));
+
+    // The webhook: a signed text, an unsigned one, a malformed signed one.
+    let token = Secret::new("tok".into());
+    let url = "https://sms.example.org/twilio";
+    let params = [
+        ("MessageSid", "SM9"),
+        ("From", "+15550188742"),
+        ("Body", "Glimmerstone zebraquartz"),
+    ];
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let form: String = form_urlencoded_body(&params);
+    let event = |signature: Option<String>| {
+        let mut headers = serde_json::json!({});
+        if let Some(signature) = signature {
+            headers["x-twilio-signature"] = signature.into();
+        }
+        serde_json::json!({"headers": headers, "body": form, "isBase64Encoded": false})
+    };
+    let refeed = MemoryRefeed::default();
+    for request in [
+        event(Some(twilio_signature("tok", url, &owned))),
+        event(None),
+        event(Some("AAAA".into())),
+    ] {
+        runtime.block_on(serve(&request, Some(url), &token, &refeed));
+    }
+    assert_eq!(
+        refeed.sent.lock().unwrap().len(),
+        1,
+        "the signed text was queued"
+    );
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone())
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        logs.contains("reply handled"),
+        "logging was captured: {logs}"
+    );
+    let published: Vec<String> = events
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.detail.to_lowercase())
+        .collect();
+    assert!(published.len() >= 3, "{published:?}");
+    let letters = queue.dead_letters.lock().unwrap().clone();
+    assert_eq!(letters.len(), 2, "the bad sender and the malformed message");
+    for marker in TEXT_MARKERS {
+        for (n, line) in logs.lines().enumerate() {
+            assert!(!line.contains(marker), "{marker} in log line {n}: {line}");
+        }
+        for detail in &published {
+            assert!(!detail.contains(marker), "{marker} in event {detail}");
+        }
+        for letter in &letters {
+            let attributes = format!("{} {}", letter.reason, letter.context).to_lowercase();
+            assert!(!attributes.contains(marker), "{marker} in {attributes}");
+        }
+    }
+}
+
+fn form_urlencoded_body(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                k,
+                v.replace('+', "%2B").replace(' ', "+").replace(',', "%2C")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }

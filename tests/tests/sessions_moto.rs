@@ -73,6 +73,49 @@ fn session_event(
 }
 
 #[tokio::test]
+async fn the_suppression_list_and_the_phone_index_live_in_dynamodb_under_keyed_hashes() {
+    use telepipe_events::sessions::ContactChannel;
+    use telepipe_workers::ports::Suppressions;
+    let context = moto_context().await;
+    let table = create_pk_sk_table(&context, "sessions").await;
+    let list = telepipe_workers::aws::DynamoSuppressions::new(&context, table.clone());
+    let key = telepipe_workers::replies::PhoneKey::new(b"k").digest("+15551230000");
+    assert!(!list.is_suppressed(&key, ContactChannel::Sms).await.unwrap());
+    list.suppress(&key, ContactChannel::Sms, "stop")
+        .await
+        .unwrap();
+    list.suppress(&key, ContactChannel::Sms, "twilio:21610")
+        .await
+        .unwrap();
+    assert!(list.is_suppressed(&key, ContactChannel::Sms).await.unwrap());
+    assert!(!list
+        .is_suppressed(&key, ContactChannel::Email)
+        .await
+        .unwrap());
+    list.lift(&key, ContactChannel::Sms).await.unwrap();
+    assert!(!list.is_suppressed(&key, ContactChannel::Sms).await.unwrap());
+
+    let store = DynamoSessionStore::new(&context, table.clone());
+    for session in ["s-a", "s-b"] {
+        let mut state = SessionState::new(session);
+        state.patient_phone_key = Some(key.clone());
+        store.save(&state, None).await.unwrap();
+    }
+    let mut found = store.sessions_for_phone(&key).await.unwrap();
+    found.sort();
+    assert_eq!(found, ["s-a", "s-b"]);
+    // No item's key holds the number.
+    let scan = aws_sdk_dynamodb::Client::new(&context.sdk)
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let text = format!("{:?}", scan.items());
+    assert!(!text.contains("5551230000"), "{text}");
+}
+
+#[tokio::test]
 async fn session_state_expires_a_set_number_of_days_after_the_session_ends() {
     let context = moto_context().await;
     let table = create_pk_sk_table(&context, "sessions").await;
@@ -132,6 +175,7 @@ async fn dynamodb_state_writes_are_conditional_and_claims_are_exclusive() {
     let loaded = store.load("s-dyn").await.unwrap().unwrap();
     assert_eq!((loaded.revision, loaded.state.admitted), (2, true));
 
+    let table_name = table.clone();
     let ledger = DynamoIntentLedger::new(&context, table, SignedDuration::from_hours(24));
     let now: Timestamp = "2026-03-01T10:00:00Z".parse().unwrap();
     assert_eq!(
@@ -147,6 +191,33 @@ async fn dynamodb_state_writes_are_conditional_and_claims_are_exclusive() {
         ledger.claim("s-dyn", "i-1", "a", now).await.unwrap(),
         Claim::Claimed
     );
+    // The notification log lives beside the ledger, in its own partition.
+    let entry = telepipe_workers::ports::NotificationLogEntry {
+        session_id: "s-dyn".into(),
+        intent_id: "i-1".into(),
+        kind: telepipe_events::notify::NotificationKind::Reminder,
+        recipient: telepipe_events::notify::Recipient::Patient,
+        channel: telepipe_events::sessions::ContactChannel::Sms,
+        outcome: "sent".into(),
+        reason: None,
+        provider: Some("sns".into()),
+        provider_message_id: Some("m-1".into()),
+        at_ms: 1_772_359_200_000,
+    };
+    ledger.log(&entry).await.unwrap();
+    let logged = aws_sdk_dynamodb::Client::new(&context.sdk)
+        .query()
+        .table_name(&table_name)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("notifylog#s-dyn".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged.items().len(), 1);
+    assert!(logged.items()[0].contains_key("expires_at"));
     ledger.release("s-dyn", "i-1", "b").await.unwrap(); // not b's: stays
     assert!(matches!(
         ledger.claim("s-dyn", "i-1", "c", now).await.unwrap(),
@@ -334,6 +405,29 @@ async fn sessions_stage_keeps_state_in_dynamodb_and_reminders_in_scheduler() {
     let state = store.load(&session).await.unwrap().unwrap();
     assert!(state.state.is_cancelled());
     assert_eq!(state.revision, 3);
+    // The patient's notices are on the notifications queue: the new time, then the cancellation.
+    let messages = telepipe_tests::receive(
+        &sqs_client(&d.context),
+        &d.notifications_url,
+        2,
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    let mut kinds: Vec<(NotificationKind, Recipient)> = messages
+        .iter()
+        .map(|m| {
+            let notice: NotificationRequest = serde_json::from_str(m.body().unwrap()).unwrap();
+            (notice.kind, notice.recipient)
+        })
+        .collect();
+    kinds.sort_by_key(|(kind, _)| kind.as_str());
+    assert_eq!(
+        kinds,
+        [
+            (NotificationKind::CancellationNotice, Recipient::Patient),
+            (NotificationKind::RescheduleNotice, Recipient::Patient)
+        ]
+    );
 
     // Waiting room: an alert request lands on the notifications queue at once.
     let other = unique("s");
@@ -402,11 +496,13 @@ async fn notifier_sends_through_sns_and_ses_once_across_concurrent_consumers() {
     let ledger =
         DynamoIntentLedger::new(&d.context, d.table.clone(), SignedDuration::from_hours(24));
     let events = EventBridgePublisher::new(&d.context, events_config());
+    let suppressions = telepipe_workers::aws::DynamoSuppressions::new(&d.context, d.table.clone());
     let ports = NotifierPorts {
         store: &store,
         ledger: &ledger,
         sender: &sender,
         events: &events,
+        suppressions: &suppressions,
     };
     let config = NotifierConfig::from_env(&Env::from_pairs(&[])).unwrap();
 

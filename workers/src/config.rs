@@ -312,6 +312,72 @@ fn vocabulary_name(env: &Env, variable: &'static str) -> Result<Option<String>, 
     Ok(Some(name))
 }
 
+/// The `sms-inbound` webhook's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundConfig {
+    /// `TELEPIPE_TWILIO_WEBHOOK_URL` (optional): the URL exactly as configured in Twilio
+    /// (signatures are computed over it), for a custom domain; unset, the function URL
+    /// the request came to (its domain as Lambda reports it, never a request header).
+    pub webhook_url: Option<String>,
+    /// `TELEPIPE_TWILIO_SECRET_ARN`, else `TELEPIPE_TWILIO_ACCOUNT_SID` +
+    /// `TELEPIPE_TWILIO_AUTH_TOKEN`: whose auth token signs the webhooks.
+    pub credentials: TwilioCredentials,
+    /// `TELEPIPE_REPLIES_QUEUE_URL` (required): where valid messages go.
+    pub replies_queue_url: String,
+}
+
+impl InboundConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let webhook_url = env.optional("TELEPIPE_TWILIO_WEBHOOK_URL");
+        if webhook_url
+            .as_ref()
+            .is_some_and(|url| !url.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                variable: "TELEPIPE_TWILIO_WEBHOOK_URL",
+                problem: "must be the https URL configured in Twilio".into(),
+            });
+        }
+        Ok(Self {
+            webhook_url,
+            credentials: match env.optional("TELEPIPE_TWILIO_SECRET_ARN") {
+                Some(secret_id) => TwilioCredentials::SecretsManager { secret_id },
+                None => TwilioCredentials::Env {
+                    account_sid: env.or("TELEPIPE_TWILIO_ACCOUNT_SID", ""),
+                    auth_token: Secret(env.required("TELEPIPE_TWILIO_AUTH_TOKEN")?),
+                },
+            },
+            replies_queue_url: env.required("TELEPIPE_REPLIES_QUEUE_URL")?,
+        })
+    }
+}
+
+/// Where the phone key comes from on AWS: read once at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneKeyConfig {
+    /// `TELEPIPE_PHONE_KEY_SECRET_ARN`: a Secrets Manager secret (the template makes one).
+    Secret(String),
+    /// `TELEPIPE_PHONE_KEY`: the key itself (tests, emulators).
+    Value(Secret),
+    /// Neither set: replies cannot match numbers and no suppression is checked.
+    None,
+}
+
+impl PhoneKeyConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(
+            match (
+                env.optional("TELEPIPE_PHONE_KEY_SECRET_ARN"),
+                env.optional("TELEPIPE_PHONE_KEY"),
+            ) {
+                (Some(arn), _) => Self::Secret(arn),
+                (None, Some(value)) => Self::Value(Secret(value)),
+                (None, None) => Self::None,
+            },
+        )
+    }
+}
+
 /// Where the audit trail goes on AWS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditConfig {
@@ -543,6 +609,15 @@ pub struct SessionsConfig {
     /// `TELEPIPE_JOIN_URL_HOSTS` (default empty = any host): hosts a booking's `join_url`
     /// may point to (exact names, comma-separated); it must be https in any case.
     pub join_url_hosts: Vec<String>,
+    /// The secret that keys patients' numbers (`PhoneKeyConfig`; set by the caller after
+    /// reading it once). Without it, replies cannot find a session.
+    pub phone_key: Option<crate::replies::PhoneKey>,
+    /// `TELEPIPE_BOOKING_CONFIRMATION` (default false): confirm each new booking to the
+    /// patient at once.
+    pub booking_confirmation: bool,
+    /// `TELEPIPE_CLINIC_TIME_ZONE` (optional IANA zone): the zone of bookings that give a
+    /// local date and time (`Appointment Booked`).
+    pub clinic_time_zone: Option<String>,
 }
 
 impl SessionsConfig {
@@ -581,6 +656,19 @@ impl SessionsConfig {
                 .into_iter()
                 .map(|host| host.to_ascii_lowercase())
                 .collect(),
+            phone_key: None,
+            booking_confirmation: env.flag("TELEPIPE_BOOKING_CONFIRMATION", false)?,
+            clinic_time_zone: match env.optional("TELEPIPE_CLINIC_TIME_ZONE") {
+                Some(zone) if jiff::tz::TimeZone::get(&zone).is_err() => {
+                    return Err(ConfigError {
+                        variable: "TELEPIPE_CLINIC_TIME_ZONE",
+                        problem: format!(
+                            "must be an IANA time zone like America/New_York (got {zone:?})"
+                        ),
+                    })
+                }
+                zone => zone,
+            },
         })
     }
 }
@@ -619,6 +707,11 @@ pub struct NotifierConfig {
     pub idempotency_window: jiff::SignedDuration,
     /// `TELEPIPE_SMS_PROVIDER` (`sns` default, or `twilio`).
     pub sms_provider: SmsProvider,
+    /// The secret keying patients' numbers, for the suppression list (set by the caller).
+    pub phone_key: Option<crate::replies::PhoneKey>,
+    /// `TELEPIPE_NOTIFICATION_LOG_DAYS` (default 2,557, seven years): how long the log of
+    /// every send, skip and failure is kept.
+    pub notification_log_days: u32,
 }
 
 impl NotifierConfig {
@@ -651,6 +744,12 @@ impl NotifierConfig {
             claim_lease: jiff::SignedDuration::from_secs(i64::from(lease.max(30))),
             idempotency_window: jiff::SignedDuration::from_hours(24 * i64::from(days)),
             sms_provider,
+            phone_key: None,
+            notification_log_days: env.parsed(
+                "TELEPIPE_NOTIFICATION_LOG_DAYS",
+                2557u32,
+                "whole days",
+            )?,
         })
     }
 }

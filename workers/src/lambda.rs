@@ -91,3 +91,40 @@ pub fn audit_log(
         }
     }
 }
+
+/// The phone key, read once at start-up (Secrets Manager, or the value itself); `None`
+/// when not configured (said once). A secret that cannot be read stops the start-up: a
+/// notifier without it would text numbers that opted out.
+pub async fn phone_key(
+    aws: &crate::aws::AwsContext,
+    config: crate::config::PhoneKeyConfig,
+) -> Result<Option<crate::replies::PhoneKey>, crate::error::PortError> {
+    use crate::config::PhoneKeyConfig;
+    match config {
+        PhoneKeyConfig::Value(secret) => Ok(Some(crate::replies::PhoneKey::new(
+            secret.expose().as_bytes(),
+        ))),
+        PhoneKeyConfig::Secret(arn) => {
+            let output = aws_sdk_secretsmanager::Client::new(&aws.sdk)
+                .get_secret_value()
+                .secret_id(arn)
+                .send()
+                .await
+                .map_err(|e| crate::aws::classify(&e, "secretsmanager", "GetSecretValue"))?;
+            let value = output.secret_string().unwrap_or_default().trim().to_owned();
+            if value.len() < 16 {
+                return Err(crate::error::PortError::new(
+                    crate::error::PortErrorKind::InvalidRequest,
+                    "secretsmanager",
+                    "GetSecretValue",
+                )
+                .with_code("PhoneKeyTooShort"));
+            }
+            Ok(Some(crate::replies::PhoneKey::new(value.as_bytes())))
+        }
+        PhoneKeyConfig::None => {
+            tracing::warn!("no phone key (TELEPIPE_PHONE_KEY_SECRET_ARN): texts back cannot find sessions and opt-outs are not checked");
+            Ok(None)
+        }
+    }
+}

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod notifier;
 pub mod ports;
 pub mod records;
+pub mod replies;
 pub mod retry;
 pub mod sessions;
 pub mod status;

@@ -515,6 +515,66 @@ impl crate::ports::SessionStore for MemorySessionStore {
         );
         Ok(revision)
     }
+
+    async fn sessions_for_phone(&self, phone_key: &str) -> Result<Vec<String>, PortError> {
+        Ok(self
+            .sessions
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.state.patient_phone_key.as_deref() == Some(phone_key))
+            .map(|s| s.state.session_id.clone())
+            .collect())
+    }
+}
+
+/// Suppressed (phone key, channel) pairs with their reason.
+#[derive(Default)]
+pub struct MemorySuppressions {
+    pub entries: Mutex<BTreeMap<(String, &'static str), String>>,
+    pub failures: Script,
+}
+
+impl crate::ports::Suppressions for MemorySuppressions {
+    async fn is_suppressed(
+        &self,
+        phone_key: &str,
+        channel: telepipe_events::sessions::ContactChannel,
+    ) -> Result<bool, PortError> {
+        self.failures.next("dynamodb", "GetItem")?;
+        Ok(self
+            .entries
+            .lock()
+            .unwrap()
+            .contains_key(&(phone_key.to_owned(), channel.as_str())))
+    }
+
+    async fn suppress(
+        &self,
+        phone_key: &str,
+        channel: telepipe_events::sessions::ContactChannel,
+        reason: &str,
+    ) -> Result<(), PortError> {
+        self.failures.next("dynamodb", "PutItem")?;
+        self.entries
+            .lock()
+            .unwrap()
+            .insert((phone_key.to_owned(), channel.as_str()), reason.to_owned());
+        Ok(())
+    }
+
+    async fn lift(
+        &self,
+        phone_key: &str,
+        channel: telepipe_events::sessions::ContactChannel,
+    ) -> Result<(), PortError> {
+        self.failures.next("dynamodb", "DeleteItem")?;
+        self.entries
+            .lock()
+            .unwrap()
+            .remove(&(phone_key.to_owned(), channel.as_str()));
+        Ok(())
+    }
 }
 
 /// One-time schedules by name, with counts of the calls made.
@@ -596,6 +656,8 @@ enum LedgerEntry {
 #[derive(Default)]
 pub struct MemoryLedger {
     entries: Mutex<BTreeMap<String, LedgerEntry>>,
+    /// The notification log, in order.
+    pub log: Mutex<Vec<crate::ports::NotificationLogEntry>>,
     pub failures: Script,
 }
 
@@ -609,6 +671,11 @@ impl MemoryLedger {
 }
 
 impl crate::ports::IntentLedger for MemoryLedger {
+    async fn log(&self, entry: &crate::ports::NotificationLogEntry) -> Result<(), PortError> {
+        self.log.lock().unwrap().push(entry.clone());
+        Ok(())
+    }
+
     async fn claim(
         &self,
         _session_id: &str,

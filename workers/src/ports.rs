@@ -325,6 +325,16 @@ pub trait SessionStore: Send + Sync {
         state: &crate::sessions::state::SessionState,
         expected: Option<u64>,
     ) -> impl Future<Output = Result<u64, PortError>> + Send;
+
+    /// Sessions whose patient number has this keyed hash (`patient_phone_key`); stores
+    /// without an index answer none.
+    fn sessions_for_phone(
+        &self,
+        phone_key: &str,
+    ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send {
+        let _ = phone_key;
+        async { Ok(Vec::new()) }
+    }
 }
 
 /// Where a one-time schedule delivers its payload.
@@ -437,6 +447,40 @@ pub trait IntentLedger: Send + Sync {
         intent_id: &str,
         owner: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Appends to the durable notification log (every send, skip and failure; kept for
+    /// years, unlike the idempotency records, which expire after their window). Lives
+    /// beside the ledger: both are what became of each intent. Stores without a log keep
+    /// nothing.
+    fn log(
+        &self,
+        entry: &NotificationLogEntry,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        let _ = entry;
+        async { Ok(()) }
+    }
+}
+
+/// One line of the notification log: ids, kinds, the outcome and times; no address and
+/// no text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NotificationLogEntry {
+    pub session_id: String,
+    pub intent_id: String,
+    pub kind: telepipe_events::notify::NotificationKind,
+    pub recipient: telepipe_events::notify::Recipient,
+    pub channel: telepipe_events::sessions::ContactChannel,
+    /// `sent`, `skipped`, `failed` or `outcome_unknown`.
+    pub outcome: String,
+    /// The skip or failure reason code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_message_id: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
 }
 
 /// A rendered message for one recipient.
@@ -551,5 +595,28 @@ pub trait AuditLog: Send + Sync {
     fn append(
         &self,
         entry: &telepipe_events::audit::AuditEntry,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Numbers that opted out of a channel, keyed by the number's keyed hash (never the number).
+pub trait Suppressions: Send + Sync {
+    fn is_suppressed(
+        &self,
+        phone_key: &str,
+        channel: telepipe_events::sessions::ContactChannel,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+
+    /// Adds (or keeps) the number on the list; `reason` is a code (`stop`, `twilio:21610`).
+    fn suppress(
+        &self,
+        phone_key: &str,
+        channel: telepipe_events::sessions::ContactChannel,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    fn lift(
+        &self,
+        phone_key: &str,
+        channel: telepipe_events::sessions::ContactChannel,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }

@@ -85,6 +85,27 @@ enum Command {
         #[arg(long)]
         fire: bool,
     },
+    /// Every notification sent, skipped or failed for a session (ids, kinds, outcomes,
+    /// provider message ids; no address, no text), locally or from the deployed log (--aws).
+    Notifications {
+        /// The session.
+        #[arg(long)]
+        session: String,
+        /// The data directory of a `run` or `demo`.
+        #[arg(long, required_unless_present = "aws")]
+        data_dir: Option<PathBuf>,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Read the deployed sessions table (TELEPIPE_SESSIONS_TABLE).
+        #[arg(long)]
+        aws: bool,
+    },
+    /// Two-way SMS on the local runtime: `telepipe sms receive --from N --body TEXT`.
+    Sms {
+        #[command(subcommand)]
+        action: SmsAction,
+    },
     /// Show where each recording is, since when, any error, and the queues.
     Status {
         /// The data directory of a `run` or `demo`.
@@ -152,6 +173,38 @@ enum EventsAction {
     Put {
         file: PathBuf,
         /// The data directory (created if missing).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// The events published on the local bus, oldest first: detail-type, time, detail.
+    List {
+        /// The data directory of a `run` or `demo`.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Only events of this detail-type (e.g. "Notification Skipped").
+        #[arg(long)]
+        detail_type: Option<String>,
+        /// Only events about this session.
+        #[arg(long)]
+        session: Option<String>,
+        /// One JSON array of {"detail-type", "time", "detail"} instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SmsAction {
+    /// A patient's text, fed to the replies stage as the webhook or SNS would on AWS
+    /// (keywords: STOP/START/HELP, CONFIRM or C, RESCHEDULE or R; Spanish too).
+    Receive {
+        /// The sender, E.164 (e.g. +15551230000).
+        #[arg(long)]
+        from: String,
+        /// The message text.
+        #[arg(long)]
+        body: String,
+        /// The data directory of a `run` (created if missing).
         #[arg(long)]
         data_dir: PathBuf,
     },
@@ -540,6 +593,161 @@ async fn run(data_dir: &Path, engines: &EngineArgs) -> Result<(), String> {
     }
 }
 
+/// `telepipe events list`: what the local bus published.
+fn list_events(
+    data_dir: &Path,
+    detail_type: Option<&str>,
+    session: Option<&str>,
+    json: bool,
+) -> Result<(), String> {
+    let (db, _) = open_data_db(data_dir)?;
+    let rows: Vec<(String, i64, String)> = {
+        let connection = db.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT detail_type, time, envelope FROM events
+                 WHERE (?1 IS NULL OR detail_type = ?1) AND (?2 IS NULL OR session_id = ?2) ORDER BY seq",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = statement
+            .query_map(rusqlite::params![detail_type, session], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(|e| e.to_string())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        rows
+    };
+    let events: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|(detail_type, time, envelope)| {
+            let envelope: serde_json::Value = serde_json::from_str(&envelope).unwrap_or_default();
+            serde_json::json!({
+                "detail-type": detail_type,
+                "time": envelope.get("time").cloned().unwrap_or_else(|| format_time(time).into()),
+                "detail": envelope.get("detail").cloned().unwrap_or_default(),
+            })
+        })
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&events).map_err(|e| e.to_string())?
+        );
+    } else {
+        for event in &events {
+            println!(
+                "{}  {:<28} {}",
+                event["time"].as_str().unwrap_or(""),
+                event["detail-type"].as_str().unwrap_or(""),
+                event["detail"]
+            );
+        }
+        if events.is_empty() {
+            println!("(no events)");
+        }
+    }
+    Ok(())
+}
+
+/// `telepipe notifications`: the notification log of a session.
+async fn show_notifications(
+    session: &str,
+    data_dir: Option<&Path>,
+    json: bool,
+    aws: bool,
+) -> Result<(), String> {
+    let entries = if aws {
+        aws_notification_log(session).await?
+    } else {
+        let dir = data_dir.ok_or("--data-dir is required without --aws")?;
+        let (db, path) = open_data_db(dir)?;
+        telepipe_local::sessions::notification_log(&db, session)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<20} {:<10} {:<9} {:<16} {:<18} intent",
+        "time", "kind", "recipient", "channel", "outcome", "reason / provider"
+    );
+    for e in &entries {
+        let detail = e
+            .reason
+            .clone()
+            .or_else(|| e.provider.clone())
+            .unwrap_or_default();
+        println!(
+            "{:<24} {:<20} {:<10} {:<9} {:<16} {:<18} {}",
+            format_time(e.at_ms),
+            e.kind.as_str(),
+            e.recipient.as_str(),
+            e.channel.as_str(),
+            e.outcome,
+            detail,
+            e.intent_id
+        );
+    }
+    if entries.is_empty() {
+        println!("(no notifications recorded for {session})");
+    }
+    Ok(())
+}
+
+#[cfg(feature = "aws")]
+async fn aws_notification_log(
+    session: &str,
+) -> Result<Vec<telepipe_workers::ports::NotificationLogEntry>, String> {
+    let config = telepipe_ops::aws_session::AwsSessionConfig::from_env();
+    let context = telepipe_workers::aws::AwsContext::load().await;
+    telepipe_ops::aws_session::AwsSessionData::new(context, config)
+        .notification_log(session)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "aws"))]
+async fn aws_notification_log(
+    _session: &str,
+) -> Result<Vec<telepipe_workers::ports::NotificationLogEntry>, String> {
+    Err("this telepipe was built without the `aws` feature".into())
+}
+
+/// `telepipe sms receive`: one inbound text on the local replies queue.
+fn receive_sms(from: &str, body: &str, data_dir: &Path) -> Result<(), String> {
+    if !telepipe_workers::notifier::address::is_e164(from) {
+        return Err("--from must be an E.164 number like +15551230000".to_owned());
+    }
+    let bus = open_bus(data_dir).map_err(|e| e.to_string())?;
+    let sms = telepipe_events::replies::InboundSms {
+        provider: telepipe_events::replies::InboundProvider::Local,
+        message_id: format!("local-{}", telepipe_local::db::random_id()),
+        from: from.to_owned(),
+        to: String::new(),
+        body: body.to_owned(),
+        opt_out_type: None,
+    };
+    let text = serde_json::to_string(&sms).map_err(|e| e.to_string())?;
+    bus.queues()
+        .send(
+            telepipe_local::runtime::REPLIES_QUEUE,
+            &text,
+            &std::collections::BTreeMap::new(),
+            0,
+        )
+        .map_err(|e| e.to_string())?;
+    println!(
+        "queued a text from {} for the replies stage (telepipe run processes it)",
+        telepipe_local::sessions::mask_address(from)
+    );
+    Ok(())
+}
+
 fn put_events(file: &Path, data_dir: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let value: serde_json::Value =
@@ -683,6 +891,19 @@ fn show_status(data_dir: &Path, session: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
+/// The database of an existing data directory (never creates one: a mistyped path says so).
+fn open_data_db(data_dir: &Path) -> Result<(Db, PathBuf), String> {
+    let path = data_dir.join("telepipe.db");
+    if !path.exists() {
+        return Err(format!(
+            "{} has no telepipe.db: not a data directory",
+            data_dir.display()
+        ));
+    }
+    let db = Db::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((db, path))
+}
+
 /// `telepipe audit`: a session's (or every) audit entry, oldest first.
 async fn show_audit(
     data_dir: Option<&Path>,
@@ -695,14 +916,7 @@ async fn show_audit(
         aws_audit(session.unwrap_or_default(), since_ms).await?
     } else {
         let dir = data_dir.ok_or("--data-dir is required without --aws")?;
-        let path = dir.join("telepipe.db");
-        if !path.exists() {
-            return Err(format!(
-                "{} has no telepipe.db: not a data directory",
-                dir.display()
-            ));
-        }
-        let db = Db::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (db, path) = open_data_db(dir)?;
         telepipe_local::audit::LocalAuditLog::new(db)
             .and_then(|log| log.entries(session, since_ms))
             .map_err(|e| format!("{}: {e}", path.display()))?
@@ -760,14 +974,7 @@ async fn aws_audit(
 
 /// `telepipe audit verify`: exit 0 when the chain is intact, 1 when it is broken.
 fn verify_audit(data_dir: &Path) -> Result<ExitCode, String> {
-    let path = data_dir.join("telepipe.db");
-    if !path.exists() {
-        return Err(format!(
-            "{} has no telepipe.db: not a data directory",
-            data_dir.display()
-        ));
-    }
-    let db = Db::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (db, path) = open_data_db(data_dir)?;
     let report =
         telepipe_local::audit::verify(&db).map_err(|e| format!("{}: {e}", path.display()))?;
     match report.broken {
@@ -864,6 +1071,32 @@ async fn main() -> ExitCode {
         Command::Events {
             action: EventsAction::Put { file, data_dir },
         } => put_events(file, data_dir).map(|()| ExitCode::SUCCESS),
+        Command::Events {
+            action:
+                EventsAction::List {
+                    data_dir,
+                    detail_type,
+                    session,
+                    json,
+                },
+        } => list_events(data_dir, detail_type.as_deref(), session.as_deref(), *json)
+            .map(|()| ExitCode::SUCCESS),
+        Command::Notifications {
+            session,
+            data_dir,
+            json,
+            aws,
+        } => show_notifications(session, data_dir.as_deref(), *json, *aws)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Sms {
+            action:
+                SmsAction::Receive {
+                    from,
+                    body,
+                    data_dir,
+                },
+        } => receive_sms(from, body, data_dir).map(|()| ExitCode::SUCCESS),
         Command::Timers {
             data_dir,
             session,

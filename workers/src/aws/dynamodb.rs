@@ -129,7 +129,124 @@ impl SessionStore for DynamoSessionStore {
             .send()
             .await
             .map_err(|e| classify(&e, "dynamodb", "PutItem"))?;
+        // The number's index item (`phone#{key}`, one per session): how a text finds
+        // the session. Written after the state, idempotently; a lookup re-reads the state.
+        if let Some(key) = &state.patient_phone_key {
+            let mut index = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(format!("{PHONE_PREFIX}{key}")))
+                .item("sk", s(&state.session_id));
+            if let Some(at) = self
+                .retention
+                .and_then(|keep| crate::sessions::state::expires_at(state, keep))
+            {
+                index = index.item("expires_at", n(at.as_second()));
+            }
+            index
+                .send()
+                .await
+                .map_err(|e| classify(&e, "dynamodb", "PutItem"))?;
+        }
         Ok(revision)
+    }
+
+    async fn sessions_for_phone(&self, phone_key: &str) -> Result<Vec<String>, PortError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("{PHONE_PREFIX}{phone_key}")))
+            .send()
+            .await
+            .map_err(|e| classify(&e, "dynamodb", "Query"))?;
+        Ok(output
+            .items()
+            .iter()
+            .filter_map(|item| get_s(item, "sk").map(str::to_owned))
+            .collect())
+    }
+}
+
+/// Partition of a session's notification log (`notifylog#{session}`, sort key `{ms}#{intent}`).
+pub const LOG_PREFIX: &str = "notifylog#";
+
+/// Partition of the phone index items (`phone#{keyed hash}` → session ids).
+pub const PHONE_PREFIX: &str = "phone#";
+/// Partition of the suppression list items (`suppress#{keyed hash}`, sort key the channel).
+pub const SUPPRESS_PREFIX: &str = "suppress#";
+
+/// `Suppressions` on DynamoDB (the sessions table): one item per opted-out number and channel.
+#[derive(Clone)]
+pub struct DynamoSuppressions {
+    client: Client,
+    table: String,
+}
+
+impl DynamoSuppressions {
+    pub fn new(context: &AwsContext, table: String) -> Self {
+        Self::from_client(Client::new(&context.sdk), table)
+    }
+
+    pub fn from_client(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+impl crate::ports::Suppressions for DynamoSuppressions {
+    async fn is_suppressed(
+        &self,
+        phone_key: &str,
+        channel: telepipe_events::sessions::ContactChannel,
+    ) -> Result<bool, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("{SUPPRESS_PREFIX}{phone_key}")))
+            .key("sk", s(channel.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "dynamodb", "GetItem"))?;
+        Ok(output.item.is_some())
+    }
+
+    async fn suppress(
+        &self,
+        phone_key: &str,
+        channel: telepipe_events::sessions::ContactChannel,
+        reason: &str,
+    ) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("{SUPPRESS_PREFIX}{phone_key}")))
+            .item("sk", s(channel.as_str()))
+            .item("reason", s(reason))
+            .item("at", n(Timestamp::now().as_second()))
+            .send()
+            .await
+            .map_err(|e| classify(&e, "dynamodb", "PutItem"))?;
+        Ok(())
+    }
+
+    async fn lift(
+        &self,
+        phone_key: &str,
+        channel: telepipe_events::sessions::ContactChannel,
+    ) -> Result<(), PortError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("{SUPPRESS_PREFIX}{phone_key}")))
+            .key("sk", s(channel.as_str()))
+            .send()
+            .await
+            .map_err(|e| classify(&e, "dynamodb", "DeleteItem"))?;
+        Ok(())
     }
 }
 
@@ -139,6 +256,8 @@ pub struct DynamoIntentLedger {
     client: Client,
     table: String,
     window: SignedDuration,
+    /// How long notification log lines are kept (`TELEPIPE_NOTIFICATION_LOG_DAYS`).
+    log_retention: SignedDuration,
 }
 
 impl DynamoIntentLedger {
@@ -151,7 +270,14 @@ impl DynamoIntentLedger {
             client,
             table,
             window,
+            log_retention: SignedDuration::from_hours(24 * 2557),
         }
+    }
+
+    /// Keeps notification log lines for `days`.
+    pub fn with_log_days(mut self, days: u32) -> Self {
+        self.log_retention = SignedDuration::from_hours(24 * i64::from(days.max(1)));
+        self
     }
 
     fn sort_key(intent_id: &str) -> String {
@@ -164,6 +290,26 @@ impl DynamoIntentLedger {
 }
 
 impl IntentLedger for DynamoIntentLedger {
+    async fn log(&self, entry: &crate::ports::NotificationLogEntry) -> Result<(), PortError> {
+        let expires = Timestamp::now()
+            .checked_add(self.log_retention)
+            .unwrap_or(Timestamp::MAX);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("{LOG_PREFIX}{}", entry.session_id)))
+            .item("sk", s(format!("{:013}#{}", entry.at_ms, entry.intent_id)))
+            .item(
+                "entry",
+                s(serde_json::to_string(entry).expect("log entries serialize")),
+            )
+            .item("expires_at", n(expires.as_second()))
+            .send()
+            .await
+            .map_err(|e| classify(&e, "dynamodb", "PutItem"))?;
+        Ok(())
+    }
+
     async fn claim(
         &self,
         session_id: &str,

@@ -18,11 +18,12 @@ mod sqs;
 mod status_table;
 mod transcribe;
 mod twilio;
+pub mod twilio_webhook;
 
 pub use audit::S3AuditLog;
 pub use chime::ChimeMediaPipelines;
 pub use comprehend::ComprehendMedicalNlp;
-pub use dynamodb::{DynamoIntentLedger, DynamoSessionStore};
+pub use dynamodb::{DynamoIntentLedger, DynamoSessionStore, DynamoSuppressions};
 pub use eventbridge::EventBridgePublisher;
 pub use notify::{Channels, SesEmail, SmsSender, SnsSms, SqsNotifications};
 pub use s3::S3Store;
@@ -31,7 +32,7 @@ pub use sender::SqsSender;
 pub use sqs::SqsQueue;
 pub use status_table::{DynamoStatus, BY_STATE_INDEX, OPEN_BY_STATE_INDEX};
 pub use transcribe::TranscribeMedical;
-pub use twilio::TwilioSms;
+pub use twilio::{credentials as twilio_credentials, TwilioSms};
 
 use crate::error::{PortError, PortErrorKind};
 use aws_config::BehaviorVersion;

@@ -48,36 +48,47 @@ struct TwilioAnswer {
     code: Option<i64>,
 }
 
+/// Twilio's account SID and auth token, from the environment or read once from Secrets
+/// Manager (a JSON secret with `account_sid` and `auth_token`). The one place both the
+/// sender and the inbound webhook get them.
+pub async fn credentials(
+    context: &AwsContext,
+    source: TwilioCredentials,
+) -> Result<(String, Secret), PortError> {
+    match source {
+        TwilioCredentials::Env {
+            account_sid,
+            auth_token,
+        } => Ok((account_sid, auth_token)),
+        TwilioCredentials::SecretsManager { secret_id } => {
+            let client = aws_sdk_secretsmanager::Client::new(&context.sdk);
+            let output = client
+                .get_secret_value()
+                .secret_id(&secret_id)
+                .send()
+                .await
+                .map_err(|e| super::classify(&e, "secretsmanager", "GetSecretValue"))?;
+            let parsed: SecretJson = output
+                .secret_string()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .ok_or_else(|| {
+                    PortError::new(
+                        PortErrorKind::InvalidRequest,
+                        "secretsmanager",
+                        "GetSecretValue",
+                    )
+                    .with_code("SecretNotTwilioJson")
+                })?;
+            Ok((parsed.account_sid, Secret::new(parsed.auth_token)))
+        }
+    }
+}
+
 impl TwilioSms {
     /// Resolves the credentials (reading the secret once, at start-up) and builds the client.
     pub async fn new(context: &AwsContext, config: TwilioConfig) -> Result<Self, PortError> {
-        let (account_sid, auth_token) = match config.credentials {
-            TwilioCredentials::Env {
-                account_sid,
-                auth_token,
-            } => (account_sid, auth_token.expose().to_owned()),
-            TwilioCredentials::SecretsManager { secret_id } => {
-                let client = aws_sdk_secretsmanager::Client::new(&context.sdk);
-                let output = client
-                    .get_secret_value()
-                    .secret_id(&secret_id)
-                    .send()
-                    .await
-                    .map_err(|e| super::classify(&e, "secretsmanager", "GetSecretValue"))?;
-                let parsed: SecretJson = output
-                    .secret_string()
-                    .and_then(|text| serde_json::from_str(text).ok())
-                    .ok_or_else(|| {
-                        PortError::new(
-                            PortErrorKind::InvalidRequest,
-                            "secretsmanager",
-                            "GetSecretValue",
-                        )
-                        .with_code("SecretNotTwilioJson")
-                    })?;
-                (parsed.account_sid, parsed.auth_token)
-            }
-        };
+        let (account_sid, auth_token) = credentials(context, config.credentials).await?;
+        let auth_token = auth_token.expose().to_owned();
         Self::with_credentials(&account_sid, &auth_token, &config.from, &config.api_base)
     }
 

@@ -21,7 +21,7 @@ use crate::config::NotifierConfig;
 use crate::error::{ErrorClass, PortResultExt, StageError};
 use crate::ports::{
     Claim, EventPublisher, IntentLedger, IntentOutcome, MessageSender, OutboundMessage,
-    OutgoingEvent, SessionStore,
+    OutgoingEvent, SessionStore, Suppressions,
 };
 use crate::sessions::state::SessionState;
 use jiff::tz::TimeZone;
@@ -39,11 +39,13 @@ use tracing::{info, warn};
 pub const STAGE: &str = "notifier";
 
 /// The ports `notifier` touches.
-pub struct NotifierPorts<'a, St, L, S, P> {
+pub struct NotifierPorts<'a, St, L, S, P, Su> {
     pub store: &'a St,
     pub ledger: &'a L,
     pub sender: &'a S,
     pub events: &'a P,
+    /// Numbers that opted out (STOP, or the provider said so): checked before every SMS.
+    pub suppressions: &'a Su,
 }
 
 /// What became of one request.
@@ -59,8 +61,8 @@ pub enum NotifyOutcome {
 
 /// Handles one notifications-queue message at `now`. `attempt` identifies this delivery
 /// attempt (message id and receive count): it owns the claim it makes.
-pub async fn handle_message<St, L, S, P>(
-    ports: &NotifierPorts<'_, St, L, S, P>,
+pub async fn handle_message<St, L, S, P, Su>(
+    ports: &NotifierPorts<'_, St, L, S, P, Su>,
     config: &NotifierConfig,
     body: &str,
     attempt: &str,
@@ -71,6 +73,7 @@ where
     L: IntentLedger,
     S: MessageSender,
     P: EventPublisher,
+    Su: Suppressions,
 {
     let request: NotificationRequest = serde_json::from_str(body).map_err(|err| {
         StageError::permanent(
@@ -104,10 +107,13 @@ where
         .booking
         .as_ref()
         .expect("skip_reason checks the booking");
-    let participant = booking.participant(request.recipient);
-    if participant.channel != request.channel {
+    // No such recipient any more (a booking without a clinician), or another channel now.
+    let Some(participant) = booking
+        .participant(request.recipient)
+        .filter(|p| p.channel == request.channel)
+    else {
         return skip(ports, &reference, SkipReason::ContactChanged).await;
-    }
+    };
     let valid = match request.channel {
         ContactChannel::Sms => address::is_e164(&participant.address),
         ContactChannel::Email => address::is_email(&participant.address),
@@ -118,6 +124,25 @@ where
             format!("{} ({} address)", context(), request.channel.as_str()),
         );
         return fail(ports, &reference, err).await;
+    }
+    // An opted-out number gets no text, and the provider is not even asked.
+    let phone_key = (request.channel == ContactChannel::Sms)
+        .then(|| {
+            config
+                .phone_key
+                .as_ref()
+                .map(|key| key.digest(&participant.address))
+        })
+        .flatten();
+    if let Some(key) = &phone_key {
+        if ports
+            .suppressions
+            .is_suppressed(key, ContactChannel::Sms)
+            .await
+            .context(context)?
+        {
+            return skip(ports, &reference, SkipReason::OptedOut).await;
+        }
     }
     let message = render(
         &state,
@@ -163,6 +188,16 @@ where
                 .complete(&request.session_id, &request.intent_id, &outcome)
                 .await
                 .context(context)?;
+            let mut entry = log_entry(&reference, "sent", None);
+            entry.provider = Some(receipt.provider.to_owned());
+            if let IntentOutcome::Sent {
+                provider_message_id,
+                ..
+            } = &outcome
+            {
+                entry.provider_message_id = provider_message_id.clone();
+            }
+            ports.ledger.log(&entry).await.context(context)?;
             publish(ports, &sent_event(&reference, receipt.provider)).await?;
             crate::metrics::notification(request.channel.as_str(), "sent");
             info!(
@@ -189,6 +224,19 @@ where
             outcome_unknown(ports, &request, &reference).await
         }
         Err(err) => {
+            // The provider says the number opted out (Twilio 21610, SNS's opted-out
+            // refusal): put it on the list so no later message asks again.
+            if let Some(key) = phone_key.as_ref().filter(|_| is_opted_out_answer(&err)) {
+                ports
+                    .suppressions
+                    .suppress(
+                        key,
+                        ContactChannel::Sms,
+                        err.code.as_deref().unwrap_or("opted_out"),
+                    )
+                    .await
+                    .context(context)?;
+            }
             let reason = format!("provider_rejected:{}", err.kind.as_str());
             ports
                 .ledger
@@ -206,6 +254,14 @@ where
             fail(ports, &reference, failure).await
         }
     }
+}
+
+/// Whether a provider refused because the number opted out.
+fn is_opted_out_answer(err: &crate::error::PortError) -> bool {
+    matches!(
+        err.code.as_deref(),
+        Some("twilio:21610" | "OptedOut" | "OptedOutException" | "PhoneNumberOptedOut")
+    )
 }
 
 /// What a failed send means for the intent's claim.
@@ -236,17 +292,26 @@ pub fn after_send_failure(err: &crate::error::PortError) -> AfterSendFailure {
 
 /// Why the session no longer wants this notification, if it does not.
 fn skip_reason(state: &SessionState, request: &NotificationRequest) -> Option<SkipReason> {
-    if state.is_cancelled() {
-        return Some(SkipReason::SessionCancelled);
-    }
     if state.booking.is_none() {
         return Some(SkipReason::UnknownSession);
+    }
+    match request.kind {
+        // Wanted precisely because the session is cancelled (sent once per session).
+        NotificationKind::CancellationNotice => return None,
+        // An answer to the patient's own text: whatever the session's state.
+        NotificationKind::Help => return None,
+        _ => {}
+    }
+    if state.is_cancelled() {
+        return Some(SkipReason::SessionCancelled);
     }
     if state.has_ended() {
         return Some(SkipReason::SessionEnded);
     }
     match request.kind {
-        NotificationKind::Reminder | NotificationKind::Confirmation => {
+        NotificationKind::Reminder
+        | NotificationKind::Confirmation
+        | NotificationKind::RescheduleNotice => {
             if state.admitted || state.meeting_started {
                 return Some(SkipReason::SessionStarted);
             }
@@ -264,6 +329,7 @@ fn skip_reason(state: &SessionState, request: &NotificationRequest) -> Option<Sk
                 return Some(SkipReason::SessionStarted);
             }
         }
+        NotificationKind::CancellationNotice | NotificationKind::Help => {}
     }
     None
 }
@@ -314,8 +380,8 @@ fn render(
 
 /// Closes an intent whose message may have gone out: recorded as unknown (never resent),
 /// published as `Notification Failed` / `outcome_unknown` for a person to check, counted.
-async fn outcome_unknown<St, L: IntentLedger, S, P: EventPublisher>(
-    ports: &NotifierPorts<'_, St, L, S, P>,
+async fn outcome_unknown<St, L: IntentLedger, S, P: EventPublisher, Su>(
+    ports: &NotifierPorts<'_, St, L, S, P, Su>,
     request: &NotificationRequest,
     reference: &NotificationRef,
 ) -> Result<NotifyOutcome, StageError> {
@@ -333,6 +399,7 @@ async fn outcome_unknown<St, L: IntentLedger, S, P: EventPublisher>(
                 request.session_id, request.intent_id
             )
         })?;
+    log(ports, log_entry(reference, "outcome_unknown", None)).await?;
     publish(
         ports,
         &failed_event(reference, "outcome_unknown", ErrorClass::Permanent),
@@ -342,8 +409,8 @@ async fn outcome_unknown<St, L: IntentLedger, S, P: EventPublisher>(
     Ok(NotifyOutcome::OutcomeUnknown)
 }
 
-async fn publish<St, L, S, P: EventPublisher>(
-    ports: &NotifierPorts<'_, St, L, S, P>,
+async fn publish<St, L, S, P: EventPublisher, Su>(
+    ports: &NotifierPorts<'_, St, L, S, P, Su>,
     event: &OutgoingEvent,
 ) -> Result<(), StageError> {
     ports
@@ -353,8 +420,8 @@ async fn publish<St, L, S, P: EventPublisher>(
         .context(|| format!("event={}", event.event_id))
 }
 
-async fn skip<St, L, S, P: EventPublisher>(
-    ports: &NotifierPorts<'_, St, L, S, P>,
+async fn skip<St, L: IntentLedger, S, P: EventPublisher, Su>(
+    ports: &NotifierPorts<'_, St, L, S, P, Su>,
     reference: &NotificationRef,
     reason: SkipReason,
 ) -> Result<NotifyOutcome, StageError> {
@@ -364,6 +431,11 @@ async fn skip<St, L, S, P: EventPublisher>(
         "notification skipped"
     );
     crate::metrics::notification(reference.channel.as_str(), "skipped");
+    log(
+        ports,
+        log_entry(reference, "skipped", Some(reason.as_str())),
+    )
+    .await?;
     let event = NotificationSkipped {
         schema_version: schema_version(),
         event_id: outcome_event_id(NotificationSkipped::DETAIL_TYPE, &reference.intent_id),
@@ -375,14 +447,47 @@ async fn skip<St, L, S, P: EventPublisher>(
 }
 
 /// Publishes the failure, then returns it so the message is dead-lettered with its reason.
-async fn fail<St, L, S, P: EventPublisher>(
-    ports: &NotifierPorts<'_, St, L, S, P>,
+async fn fail<St, L: IntentLedger, S, P: EventPublisher, Su>(
+    ports: &NotifierPorts<'_, St, L, S, P, Su>,
     reference: &NotificationRef,
     err: StageError,
 ) -> Result<NotifyOutcome, StageError> {
+    log(ports, log_entry(reference, "failed", Some(&err.reason))).await?;
     publish(ports, &failed_event(reference, &err.reason, err.class)).await?;
     crate::metrics::notification(reference.channel.as_str(), "failed");
     Err(err)
+}
+
+/// A notification log line for an outcome (ids, kinds, reason code; no address, no text).
+fn log_entry(
+    reference: &NotificationRef,
+    outcome: &str,
+    reason: Option<&str>,
+) -> crate::ports::NotificationLogEntry {
+    crate::ports::NotificationLogEntry {
+        session_id: reference.session_id.clone(),
+        intent_id: reference.intent_id.clone(),
+        kind: reference.kind,
+        recipient: reference.recipient,
+        channel: reference.channel,
+        outcome: outcome.to_owned(),
+        reason: reason.map(str::to_owned),
+        provider: None,
+        provider_message_id: None,
+        at_ms: jiff::Timestamp::now().as_millisecond(),
+    }
+}
+
+async fn log<St, L: IntentLedger, S, P, Su>(
+    ports: &NotifierPorts<'_, St, L, S, P, Su>,
+    entry: crate::ports::NotificationLogEntry,
+) -> Result<(), StageError> {
+    ports.ledger.log(&entry).await.context(|| {
+        format!(
+            "session={} intent={} log",
+            entry.session_id, entry.intent_id
+        )
+    })
 }
 
 fn sent_event(reference: &NotificationRef, provider: &str) -> OutgoingEvent {

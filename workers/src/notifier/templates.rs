@@ -251,7 +251,7 @@ fn builtin_text(
     use Language::*;
     use NotificationKind::*;
     match (language, kind, channel) {
-        (En, Reminder, Sms) => (None, "Reminder: your video visit with {clinic} is on {date} at {time} ({zone}). Join: {join_link}"),
+        (En, Reminder, Sms) => (None, "Reminder: video visit with {clinic} on {date} at {time} ({zone}). Join: {join_link} Reply C to confirm, R to reschedule"),
         (En, Reminder, Email) => (
             Some("Reminder: your video visit on {date}"),
             "Hello,\n\nThis is a reminder of your video visit with {clinic} on {date} at {time} ({zone}).\n\nJoin: {join_link}\n\nPlease do not reply to this message.",
@@ -266,7 +266,7 @@ fn builtin_text(
             Some("Your patient is in the waiting room"),
             "Your patient for the {time} ({zone}) video visit at {clinic} is in the waiting room.\n\nJoin: {join_link}",
         ),
-        (Es, Reminder, Sms) => (None, "Recordatorio: su consulta por video con {clinic} es el {date} a las {time} ({zone}). Acceda: {join_link}"),
+        (Es, Reminder, Sms) => (None, "Consulta por video con {clinic} el {date} a las {time} ({zone}). Acceda: {join_link} Responda C para confirmar, R para cambiar"),
         (Es, Reminder, Email) => (
             Some("Recordatorio: su consulta por video el {date}"),
             "Hola:\n\nLe recordamos su consulta por video con {clinic} el {date} a las {time} ({zone}).\n\nAcceda: {join_link}\n\nPor favor, no responda a este mensaje.",
@@ -280,6 +280,36 @@ fn builtin_text(
         (Es, WaitingRoomAlert, Email) => (
             Some("Su paciente está en la sala de espera"),
             "Su paciente de la consulta por video de las {time} ({zone}) en {clinic} está en la sala de espera.\n\nAcceda: {join_link}",
+        ),
+        (En, CancellationNotice, Sms) => (None, "{clinic}: your video visit on {date} at {time} ({zone}) has been cancelled. Please contact the clinic to book again."),
+        (En, CancellationNotice, Email) => (
+            Some("Your video visit on {date} was cancelled"),
+            "Hello,\n\nYour video visit with {clinic} on {date} at {time} ({zone}) has been cancelled. Please contact the clinic to book again.\n\nPlease do not reply to this message.",
+        ),
+        (Es, CancellationNotice, Sms) => (None, "{clinic}: su consulta por video del {date} a las {time} ({zone}) fue cancelada. Contacte a la clínica para reservar otra."),
+        (Es, CancellationNotice, Email) => (
+            Some("Su consulta por video del {date} fue cancelada"),
+            "Hola:\n\nSu consulta por video con {clinic} del {date} a las {time} ({zone}) fue cancelada. Contacte a la clínica para reservar otra.\n\nPor favor, no responda a este mensaje.",
+        ),
+        (En, RescheduleNotice, Sms) => (None, "{clinic}: your video visit has moved to {date} at {time} ({zone}). Join: {join_link}"),
+        (En, RescheduleNotice, Email) => (
+            Some("Your video visit has moved to {date}"),
+            "Hello,\n\nYour video visit with {clinic} has moved to {date} at {time} ({zone}).\n\nJoin: {join_link}\n\nPlease do not reply to this message.",
+        ),
+        (Es, RescheduleNotice, Sms) => (None, "{clinic}: su consulta por video pasó al {date} a las {time} ({zone}). Acceda: {join_link}"),
+        (Es, RescheduleNotice, Email) => (
+            Some("Su consulta por video pasó al {date}"),
+            "Hola:\n\nSu consulta por video con {clinic} pasó al {date} a las {time} ({zone}).\n\nAcceda: {join_link}\n\nPor favor, no responda a este mensaje.",
+        ),
+        (En, Help, Sms) => (None, "{clinic}: reply C to confirm your next visit, R to ask for a new time, STOP to stop texts. Join: {join_link}"),
+        (En, Help, Email) => (
+            Some("How to answer our texts"),
+            "Reply C to confirm your next visit with {clinic}, R to ask for a new time, STOP to stop texts.\n\nJoin: {join_link}",
+        ),
+        (Es, Help, Sms) => (None, "{clinic}: responda C para confirmar su consulta, R para cambiarla, PARAR para no recibir mensajes. Acceda: {join_link}"),
+        (Es, Help, Email) => (
+            Some("Cómo responder a nuestros mensajes"),
+            "Responda C para confirmar su próxima consulta con {clinic}, R para cambiarla, PARAR para no recibir mensajes.\n\nAcceda: {join_link}",
         ),
     }
 }
@@ -306,6 +336,55 @@ mod tests {
         NotificationKind::Confirmation,
         NotificationKind::WaitingRoomAlert,
     ];
+
+    #[test]
+    fn patient_notices_say_what_they_must_in_both_languages() {
+        let context = MessageContext {
+            clinic: "<clinic>".into(),
+            date: "<date>".into(),
+            time: "<time>".into(),
+            zone: "<zone>".into(),
+            join_link: "<link>".into(),
+        };
+        for language in [Language::En, Language::Es] {
+            for channel in [ContactChannel::Sms, ContactChannel::Email] {
+                for (kind, needed) in [
+                    (
+                        NotificationKind::CancellationNotice,
+                        &["<clinic>", "<date>", "<time>", "<zone>"][..],
+                    ),
+                    (
+                        NotificationKind::RescheduleNotice,
+                        &["<clinic>", "<date>", "<time>", "<zone>", "<link>"][..],
+                    ),
+                    (NotificationKind::Help, &["<clinic>", "<link>"][..]),
+                ] {
+                    let body = builtin(language, kind, channel).body.render(&context);
+                    for field in needed {
+                        assert!(
+                            body.contains(field),
+                            "{language:?} {kind:?} {channel:?} lacks {field}"
+                        );
+                    }
+                    if channel == ContactChannel::Sms {
+                        assert!(body.chars().count() < 150, "{language:?} {kind:?}: {body}");
+                    }
+                }
+            }
+        }
+        // Reminders say what to reply; the help text names the opt-out word.
+        let reminder = builtin(
+            Language::En,
+            NotificationKind::Reminder,
+            ContactChannel::Sms,
+        );
+        assert!(reminder
+            .body
+            .render(&context)
+            .contains("Reply C to confirm, R to reschedule"));
+        let help = builtin(Language::Es, NotificationKind::Help, ContactChannel::Sms);
+        assert!(help.body.render(&context).contains("PARAR"));
+    }
 
     #[test]
     fn templates_cannot_name_clinical_or_personal_fields() {

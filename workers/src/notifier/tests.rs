@@ -16,6 +16,7 @@ struct Harness {
     ledger: MemoryLedger,
     sender: MemorySender,
     events: MemoryEvents,
+    suppressions: crate::memory::MemorySuppressions,
     config: NotifierConfig,
 }
 
@@ -32,12 +33,12 @@ fn state(patient_channel: ContactChannel, patient_address: &str, locale: &str) -
             address: patient_address.into(),
             locale: None,
         },
-        clinician: Participant {
+        clinician: Some(Participant {
             reference: "c-1".into(),
             channel: ContactChannel::Email,
             address: "dr.lee@example.org".into(),
             locale: Some("en".into()),
-        },
+        }),
         locale: locale.into(),
         clinic_name: Some("Riverside Family Clinic".into()),
         join_url: None,
@@ -59,11 +60,16 @@ impl Harness {
             ledger: MemoryLedger::default(),
             sender: MemorySender::default(),
             events: MemoryEvents::default(),
-            config: NotifierConfig::from_env(&Env::from_pairs(&[(
-                "TELEPIPE_JOIN_URL",
-                "https://visit.example.org/j/{session_id}",
-            )]))
-            .unwrap(),
+            suppressions: crate::memory::MemorySuppressions::default(),
+            config: {
+                let mut config = NotifierConfig::from_env(&Env::from_pairs(&[(
+                    "TELEPIPE_JOIN_URL",
+                    "https://visit.example.org/j/{session_id}",
+                )]))
+                .unwrap();
+                config.phone_key = Some(crate::replies::PhoneKey::new(b"test-phone-key"));
+                config
+            },
         }
     }
 
@@ -78,6 +84,7 @@ impl Harness {
             ledger: &self.ledger,
             sender: &self.sender,
             events: &self.events,
+            suppressions: &self.suppressions,
         };
         handle_message(
             &ports,
@@ -133,7 +140,7 @@ async fn a_reminder_is_worded_in_the_patients_zone_and_sent_once() {
     assert_eq!(sent[0].to, "+12025550143");
     assert_eq!(
         sent[0].body,
-        "Reminder: your video visit with Riverside Family Clinic is on Friday, March 20 at 3:00 PM (EDT). Join: https://visit.example.org/j/s-1"
+        "Reminder: video visit with Riverside Family Clinic on Friday, March 20 at 3:00 PM (EDT). Join: https://visit.example.org/j/s-1 Reply C to confirm, R to reschedule"
     );
     // Redelivered: not sent again; the Sent event is republished with the same id.
     assert_eq!(
@@ -483,6 +490,7 @@ async fn malformed_requests_are_permanent() {
         ledger: &h.ledger,
         sender: &h.sender,
         events: &h.events,
+        suppressions: &h.suppressions,
     };
     let err = handle_message(
         &ports,
@@ -498,4 +506,124 @@ async fn malformed_requests_are_permanent() {
         (ErrorClass::Permanent, "malformed_notification_request")
     );
     assert!(!err.to_string().contains("15550100"));
+}
+
+#[tokio::test]
+async fn an_opted_out_number_gets_nothing_and_the_provider_is_not_asked() {
+    use crate::ports::Suppressions;
+    let h = Harness::new(state(ContactChannel::Sms, "+12025550143", "en")).await;
+    let key = h.config.phone_key.as_ref().unwrap().digest("+12025550143");
+    h.suppressions
+        .suppress(&key, ContactChannel::Sms, "stop")
+        .await
+        .unwrap();
+    assert_eq!(
+        h.handle(
+            &reminder(ContactChannel::Sms, START),
+            "m#1",
+            "2026-03-20T18:00:00Z"
+        )
+        .await
+        .unwrap(),
+        NotifyOutcome::Skipped(SkipReason::OptedOut)
+    );
+    assert!(h.sent().is_empty());
+    assert_eq!(
+        h.events.of_type("Notification Skipped")[0]["reason"],
+        "opted_out"
+    );
+    // Opted back in: the next reminder goes out.
+    h.suppressions
+        .lift(&key, ContactChannel::Sms)
+        .await
+        .unwrap();
+    let later = NotificationRequest::new(
+        "s-1",
+        NotificationKind::Reminder,
+        Recipient::Patient,
+        ContactChannel::Sms,
+        Some(30),
+        Some(START.into()),
+        0,
+    );
+    assert!(matches!(
+        h.handle(&later, "m#2", "2026-03-20T18:30:00Z")
+            .await
+            .unwrap(),
+        NotifyOutcome::Sent { .. }
+    ));
+}
+
+/// A provider that answers as Twilio does for an opted-out number.
+struct OptedOutSender;
+
+impl crate::ports::MessageSender for OptedOutSender {
+    async fn send(
+        &self,
+        _message: &OutboundMessage,
+    ) -> Result<crate::ports::SendReceipt, crate::error::PortError> {
+        Err(
+            crate::error::PortError::new(PortErrorKind::InvalidRequest, "twilio", "CreateMessage")
+                .with_status(400)
+                .with_code("twilio:21610"),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_provider_opt_out_answer_puts_the_number_on_the_list() {
+    use crate::ports::Suppressions;
+    let h = Harness::new(state(ContactChannel::Sms, "+12025550143", "en")).await;
+    let ports = NotifierPorts {
+        store: &h.store,
+        ledger: &h.ledger,
+        sender: &OptedOutSender,
+        events: &h.events,
+        suppressions: &h.suppressions,
+    };
+    let body = serde_json::to_string(&reminder(ContactChannel::Sms, START)).unwrap();
+    let err = handle_message(&ports, &h.config, &body, "m#1", ts("2026-03-20T18:00:00Z"))
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable());
+    let key = h.config.phone_key.as_ref().unwrap().digest("+12025550143");
+    assert!(h
+        .suppressions
+        .is_suppressed(&key, ContactChannel::Sms)
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn a_cancellation_notice_goes_out_for_a_cancelled_session_once() {
+    let h = Harness::new(state(ContactChannel::Sms, "+12025550143", "es")).await;
+    h.update(|s| s.cancelled_version = Some(4)).await;
+    let notice = NotificationRequest::new(
+        "s-1",
+        NotificationKind::CancellationNotice,
+        Recipient::Patient,
+        ContactChannel::Sms,
+        None,
+        Some(START.into()),
+        0,
+    );
+    for attempt in ["m#1", "m#2"] {
+        h.handle(&notice, attempt, "2026-03-19T12:00:00Z")
+            .await
+            .unwrap();
+    }
+    let sent = h.sent();
+    assert_eq!(sent.len(), 1, "at most once across redeliveries");
+    assert!(sent[0].body.contains("cancelada"), "{}", sent[0].body);
+    // A reminder for the cancelled session is still skipped.
+    assert_eq!(
+        h.handle(
+            &reminder(ContactChannel::Sms, START),
+            "m#3",
+            "2026-03-19T12:00:00Z"
+        )
+        .await
+        .unwrap(),
+        NotifyOutcome::Skipped(SkipReason::SessionCancelled)
+    );
 }

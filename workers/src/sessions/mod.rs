@@ -168,6 +168,8 @@ where
 fn input_kind(input: &SessionInput) -> &'static str {
     match input {
         SessionInput::Scheduled(_) => "scheduled",
+        SessionInput::Booked(_) => "booked",
+        SessionInput::PatientWaiting { .. } => "patient_waiting",
         SessionInput::Rescheduled(_) => "rescheduled",
         SessionInput::Cancelled(_) => "cancelled",
         SessionInput::WaitingRoomJoined(_) => "waiting_room_joined",
@@ -271,27 +273,62 @@ fn apply(
                 event.clinic_name.as_deref(),
                 &config.join_url_hosts,
             )?;
-            if event.version > state.booking_version {
-                state.booking = Some(Booking {
-                    patient: event.patient.clone(),
-                    clinician: event.clinician.clone(),
-                    locale: event.locale.clone(),
-                    clinic_name: event.clinic_name.clone(),
-                    join_url: event.join_url.clone(),
-                });
-                state.booking_version = event.version;
+            let booking = Booking {
+                patient: event.patient.clone(),
+                clinician: Some(event.clinician.clone()),
+                locale: event.locale.clone(),
+                clinic_name: event.clinic_name.clone(),
+                join_url: event.join_url.clone(),
+            };
+            let timing = Timing {
+                start,
+                duration_minutes: event.duration_minutes,
+                time_zone: event.patient_time_zone.clone(),
+            };
+            book(state, config, booking, timing, event.version);
+        }
+        SessionInput::Booked(event) => {
+            check_booking_text(
+                event.join_url.as_deref(),
+                event.clinic_name.as_deref(),
+                &config.join_url_hosts,
+            )?;
+            let zone = match (&event.patient_time_zone, &config.clinic_time_zone) {
+                (Some(zone), _) | (None, Some(zone)) => zone.clone(),
+                (None, None) => {
+                    return Err(StageError::permanent(
+                        "no_time_zone",
+                        "Appointment Booked gives a local time: set TELEPIPE_CLINIC_TIME_ZONE",
+                    ))
+                }
+            };
+            check_zone(&zone)?;
+            let start = local_start(&event.date, &event.time, &zone)?;
+            let booking = Booking {
+                patient: event.patient.clone(),
+                clinician: None,
+                locale: event.locale.clone().unwrap_or_else(|| "en".to_owned()),
+                clinic_name: event.clinic_name.clone(),
+                join_url: event.join_url.clone(),
+            };
+            let timing = Timing {
+                start,
+                duration_minutes: event.duration_minutes,
+                time_zone: zone,
+            };
+            book(state, config, booking, timing, event.version);
+        }
+        SessionInput::PatientWaiting { .. } => {
+            if state.booking.is_none() {
+                return Err(StageError::retryable(
+                    "session_not_booked",
+                    format!(
+                        "session={}: patient waiting before the booking arrived",
+                        state.session_id
+                    ),
+                ));
             }
-            if event.version > state.timing_version {
-                state.timing = Some(Timing {
-                    start,
-                    duration_minutes: event.duration_minutes,
-                    time_zone: event.patient_time_zone.clone(),
-                });
-                state.timing_version = event.version;
-            } else if let Some(timing) = state.timing.as_mut().filter(|t| t.time_zone.is_empty()) {
-                // A newer reschedule arrived first without a zone: the booking supplies it.
-                timing.time_zone = event.patient_time_zone.clone();
-            }
+            effects.extend(waiting_room_alert(state, config, now).map(Effect::Notify));
         }
         SessionInput::Rescheduled(event) => {
             let start = parse_start(&event.start)?;
@@ -314,6 +351,7 @@ fn apply(
         }
         SessionInput::Cancelled(event) => {
             state.cancelled_version = Some(state.cancelled_version.unwrap_or(0).max(event.version));
+            effects.extend(cancellation_notice(state, now).map(Effect::Notify));
         }
         SessionInput::Started(_) => state.admitted = true,
         SessionInput::Ended(_) => {
@@ -363,6 +401,108 @@ fn apply(
     Ok(effects)
 }
 
+/// Applies a booking (either shape): who and how to reach them, and when, each kept only
+/// if newer than what set it last.
+fn book(
+    state: &mut SessionState,
+    config: &SessionsConfig,
+    booking: Booking,
+    timing: Timing,
+    version: u64,
+) {
+    if version > state.booking_version {
+        // The number's keyed hash finds this session when the patient texts back.
+        state.patient_phone_key = match (&config.phone_key, booking.patient.channel) {
+            (Some(key), telepipe_events::sessions::ContactChannel::Sms) => {
+                Some(key.digest(&booking.patient.address))
+            }
+            _ => None,
+        };
+        state.booking = Some(booking);
+        state.booking_version = version;
+    }
+    if version > state.timing_version {
+        state.timing = Some(timing);
+        state.timing_version = version;
+    } else if let Some(current) = state.timing.as_mut().filter(|t| t.time_zone.is_empty()) {
+        // A newer reschedule arrived first without a zone: the booking supplies it.
+        current.time_zone = timing.time_zone;
+    }
+}
+
+/// The instant of a local date (`YYYY-MM-DD`) and time (`HH:MM`) in an IANA zone; in a
+/// repeated hour the earlier one, in a skipped hour the time after the gap.
+fn local_start(date: &str, time: &str, zone: &str) -> Result<Timestamp, StageError> {
+    let bad = || {
+        StageError::permanent(
+            "invalid_local_time",
+            "date must be YYYY-MM-DD and time HH:MM",
+        )
+    };
+    let date: jiff::civil::Date = date.parse().map_err(|_| bad())?;
+    let time: jiff::civil::Time = time.parse().map_err(|_| bad())?;
+    let tz = jiff::tz::TimeZone::get(zone).map_err(|_| bad())?;
+    date.to_datetime(time)
+        .to_zoned(tz)
+        .map(|zoned| zoned.timestamp())
+        .map_err(|_| bad())
+}
+
+/// Pure: the notice a booking change owes the patient: a confirmation of a new booking
+/// (when the deployment asks for it) or the new time of a moved visit. One intent per
+/// session and start time, so redeliveries and reordered events send it once.
+fn patient_notice(
+    state: &SessionState,
+    before: &SessionState,
+    config: &SessionsConfig,
+    now: Timestamp,
+) -> Option<NotificationRequest> {
+    let (booking, timing) = (state.booking.as_ref()?, state.timing.as_ref()?);
+    if timing.start <= now || state.reminders_are_moot() {
+        return None;
+    }
+    let kind = match (&before.booking, &before.timing) {
+        (Some(_), Some(old)) if old.start != timing.start => NotificationKind::RescheduleNotice,
+        (Some(_), Some(_)) => return None,
+        _ if config.booking_confirmation => NotificationKind::Confirmation,
+        _ => return None,
+    };
+    Some(NotificationRequest::new(
+        &state.session_id,
+        kind,
+        Recipient::Patient,
+        booking.patient.channel,
+        None,
+        Some(timing.start.to_string()),
+        0,
+    ))
+}
+
+/// The patient's cancellation notice, once per session, for a visit still ahead (a late
+/// cancellation of a past visit tells the patient nothing new). A cancellation that
+/// arrives before the booking sends none: there is no one to tell yet.
+fn cancellation_notice(state: &mut SessionState, now: Timestamp) -> Option<NotificationRequest> {
+    if state.cancellation_notified {
+        return None;
+    }
+    let booking = state.booking.as_ref()?;
+    let timing = state.timing.as_ref()?;
+    if timing.start <= now {
+        return None;
+    }
+    let request = NotificationRequest::new(
+        &state.session_id,
+        NotificationKind::CancellationNotice,
+        Recipient::Patient,
+        booking.patient.channel,
+        None,
+        Some(timing.start.to_string()),
+        0,
+    );
+    state.cancellation_notified = true;
+    Some(request)
+}
+
 /// The role of a participant joining; retryable while the booking is unknown (its
 /// `Session Scheduled` may simply not have arrived yet), `None` for strangers.
 fn waiting_role(state: &SessionState, reference: &str) -> Result<Option<Recipient>, StageError> {
@@ -393,7 +533,7 @@ fn waiting_room_alert(
             return None;
         }
     }
-    let clinician = &state.booking.as_ref()?.clinician;
+    let clinician = state.booking.as_ref()?.clinician.as_ref()?;
     state.waiting_alerts += 1;
     state.last_waiting_alert = Some(now);
     Some(NotificationRequest::new(
@@ -524,6 +664,7 @@ where
     }
 
     let timing_changed = state.timing != before.timing || state.booking != before.booking;
+    let mut confirmed = false;
     if config.policy.confirm_when_too_late && timing_changed && skipped_past > 0 {
         if let (Some(booking), Some(timing)) = (&state.booking, &state.timing) {
             if timing.start > now && !state.reminders_are_moot() {
@@ -542,8 +683,17 @@ where
                     .await
                     .context(context)?;
                 outcome.notifications_enqueued += 1;
+                confirmed = true;
             }
         }
+    }
+    if let Some(request) = patient_notice(state, before, config, now).filter(|_| !confirmed) {
+        ports
+            .notifications
+            .enqueue(&request)
+            .await
+            .context(context)?;
+        outcome.notifications_enqueued += 1;
     }
     if skipped_past > 0 {
         info!(skipped_past, "reminder offsets already past were skipped");

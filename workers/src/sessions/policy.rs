@@ -188,7 +188,7 @@ mod tests {
         };
         Booking {
             patient: participant("p-1", "+15550100"),
-            clinician: participant("c-1", "+15550101"),
+            clinician: Some(participant("c-1", "+15550101")),
             locale: "en".into(),
             clinic_name: None,
             join_url: None,

@@ -17,7 +17,10 @@ use telepipe_events::sessions::{ContactChannel, Participant};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Booking {
     pub patient: Participant,
-    pub clinician: Participant,
+    /// Absent for bookings from tools that name no clinician (`Appointment Booked`):
+    /// reminders go to the patient only, and no waiting-room alert can be sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinician: Option<Participant>,
     pub locale: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clinic_name: Option<String>,
@@ -26,10 +29,10 @@ pub struct Booking {
 }
 
 impl Booking {
-    pub fn participant(&self, recipient: Recipient) -> &Participant {
+    pub fn participant(&self, recipient: Recipient) -> Option<&Participant> {
         match recipient {
-            Recipient::Patient => &self.patient,
-            Recipient::Clinician => &self.clinician,
+            Recipient::Patient => Some(&self.patient),
+            Recipient::Clinician => self.clinician.as_ref(),
         }
     }
 }
@@ -92,6 +95,13 @@ pub struct SessionState {
     /// Pending one-time schedules by name.
     #[serde(default)]
     pub schedules: BTreeMap<String, ScheduledReminder>,
+    /// Keyed hash of the patient's SMS number (`crate::replies::PhoneKey`): how a text
+    /// from that number finds this session, without the number ever being a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_phone_key: Option<String>,
+    /// The cancellation notice was enqueued (it goes out once per session).
+    #[serde(default)]
+    pub cancellation_notified: bool,
 }
 
 impl SessionState {
@@ -120,7 +130,11 @@ impl SessionState {
         let booking = self.booking.as_ref()?;
         if booking.patient.reference == reference {
             Some(Recipient::Patient)
-        } else if booking.clinician.reference == reference {
+        } else if booking
+            .clinician
+            .as_ref()
+            .is_some_and(|c| c.reference == reference)
+        {
             Some(Recipient::Clinician)
         } else {
             None

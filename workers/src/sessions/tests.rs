@@ -720,3 +720,145 @@ async fn chime_events_of_meetings_that_are_not_sessions_are_ignored_not_dead_let
     }
     assert!(h.store.get("s-1").is_none());
 }
+
+#[tokio::test]
+async fn a_moved_visit_tells_the_patient_the_new_time_once_and_new_bookings_on_request() {
+    let h = Harness::new();
+    h.handle(
+        &scheduled(1, "2026-03-10T15:00:00Z", "sms"),
+        "2026-03-01T12:00:00Z",
+    )
+    .await
+    .unwrap();
+    assert!(
+        h.notifications.enqueued.lock().unwrap().is_empty(),
+        "no confirmation unless asked"
+    );
+    for _ in 0..2 {
+        h.handle(
+            &rescheduled(2, "2026-03-11T15:00:00Z"),
+            "2026-03-01T12:05:00Z",
+        )
+        .await
+        .unwrap();
+    }
+    let enqueued = h.notifications.enqueued.lock().unwrap().clone();
+    assert_eq!(enqueued.len(), 1, "a redelivered reschedule adds nothing");
+    assert_eq!(enqueued[0].kind, NotificationKind::RescheduleNotice);
+    assert_eq!(
+        enqueued[0].appointment_start.as_deref(),
+        Some("2026-03-11T15:00:00Z")
+    );
+
+    let confirming = Harness::with(&[("TELEPIPE_BOOKING_CONFIRMATION", "true")]);
+    confirming
+        .handle(
+            &scheduled(1, "2026-03-10T15:00:00Z", "email"),
+            "2026-03-01T12:00:00Z",
+        )
+        .await
+        .unwrap();
+    let enqueued = confirming.notifications.enqueued.lock().unwrap().clone();
+    assert_eq!(enqueued.len(), 1);
+    assert_eq!(enqueued[0].kind, NotificationKind::Confirmation);
+}
+
+#[tokio::test]
+async fn a_cancellation_is_told_to_the_patient_once_and_a_past_one_not_at_all() {
+    let h = Harness::new();
+    h.handle(
+        &scheduled(1, "2026-03-10T15:00:00Z", "sms"),
+        "2026-03-01T12:00:00Z",
+    )
+    .await
+    .unwrap();
+    for version in [3, 3, 4] {
+        h.handle(
+            &simple("Session Cancelled", version),
+            "2026-03-02T12:00:00Z",
+        )
+        .await
+        .unwrap();
+    }
+    let enqueued = h.notifications.enqueued.lock().unwrap().clone();
+    assert_eq!(enqueued.len(), 1);
+    assert_eq!(enqueued[0].kind, NotificationKind::CancellationNotice);
+
+    let late = Harness::new();
+    late.handle(
+        &scheduled(1, "2026-03-10T15:00:00Z", "sms"),
+        "2026-03-01T12:00:00Z",
+    )
+    .await
+    .unwrap();
+    late.handle(&simple("Session Cancelled", 3), "2026-03-10T16:00:00Z")
+        .await
+        .unwrap();
+    assert!(late.notifications.enqueued.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_local_time_booking_without_a_clinician_reminds_the_patient_only() {
+    let h = Harness::with(&[("TELEPIPE_CLINIC_TIME_ZONE", "America/New_York")]);
+    let booked = envelope(
+        "Appointment Booked",
+        serde_json::json!({"session_id": "s-1", "version": 1, "date": "2026-03-10", "time": "11:00",
+            "duration_minutes": 20, "patient": {"reference": "p-1", "channel": "sms", "address": "+12025550143"}}),
+    );
+    h.handle(&booked, "2026-03-01T12:00:00Z").await.unwrap();
+    let state = h.state();
+    // 11:00 in New York on March 10 (EDT since March 8) is 15:00 UTC.
+    assert_eq!(
+        state.timing.as_ref().unwrap().start,
+        ts("2026-03-10T15:00:00Z")
+    );
+    assert!(state.booking.as_ref().unwrap().clinician.is_none());
+    assert_eq!(h.scheduled_local(), ["03-09 11:00", "03-10 10:00"]);
+    // The patient waiting (a platform's "waiting" status) alerts no one: no clinician.
+    let waiting = envelope(
+        "Session Status Changed",
+        serde_json::json!({"session_id": "s-1", "version": 2, "status": "waiting"}),
+    );
+    h.handle(&waiting, "2026-03-10T14:58:00Z").await.unwrap();
+    assert!(h.notifications.enqueued.lock().unwrap().is_empty());
+    // Without a clinic zone the local time cannot be placed: a permanent, named error.
+    let zoneless = Harness::new();
+    let err = zoneless
+        .handle(&booked, "2026-03-01T12:00:00Z")
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, "no_time_zone");
+}
+
+#[tokio::test]
+async fn platform_statuses_drive_the_waiting_room_and_the_start() {
+    let h = Harness::new();
+    h.handle(
+        &scheduled(1, "2026-03-10T15:00:00Z", "sms"),
+        "2026-03-01T12:00:00Z",
+    )
+    .await
+    .unwrap();
+    let status = |version: u64, status: &str| {
+        envelope(
+            "Session Status Changed",
+            serde_json::json!({"session_id": "s-1", "version": version, "status": status}),
+        )
+    };
+    h.handle(&status(2, "waiting"), "2026-03-10T14:58:00Z")
+        .await
+        .unwrap();
+    let alerts = h.notifications.enqueued.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, NotificationKind::WaitingRoomAlert);
+    let admitted = envelope(
+        "Waiting Room Admitted",
+        serde_json::json!({"session_id": "s-1", "version": 3}),
+    );
+    h.handle(&admitted, "2026-03-10T15:01:00Z").await.unwrap();
+    assert!(h.state().admitted);
+    h.handle(&status(4, "ended"), "2026-03-10T15:30:00Z")
+        .await
+        .unwrap();
+    assert!(h.state().has_ended());
+}
