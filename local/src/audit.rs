@@ -126,8 +126,9 @@ impl Verification {
 pub fn verify(db: &Db) -> rusqlite::Result<Verification> {
     let connection = db.lock();
     connection.execute_batch(SCHEMA)?;
-    let mut statement = connection
-        .prepare("SELECT seq, entry_id, entry, prev, digest FROM audit_log ORDER BY seq")?;
+    let mut statement = connection.prepare(
+        "SELECT seq, entry_id, entry, prev, digest, session_id, at_ms FROM audit_log ORDER BY seq",
+    )?;
     let mut rows = statement.query([])?;
     let mut expected_prev = String::new();
     let mut entries = 0;
@@ -139,16 +140,18 @@ pub fn verify(db: &Db) -> rusqlite::Result<Verification> {
             row.get(3)?,
             row.get(4)?,
         );
+        let (session_id, at_ms): (Option<String>, i64) = (row.get(5)?, row.get(6)?);
         entries += 1;
         let broken = if prev != expected_prev {
             Some("does not follow the entry before it (one was removed, added or moved)")
         } else if chain_digest(&prev, &entry) != digest {
             Some("its content does not match its digest (edited)")
         } else if serde_json::from_str::<AuditEntry>(&entry)
-            .map(|e| e.entry_id != entry_id)
+            .map(|e| e.entry_id != entry_id || e.session_id != session_id || e.at_ms != at_ms)
             .unwrap_or(true)
         {
-            Some("its id does not match its content")
+            // The columns reads filter on must say what the hashed entry says.
+            Some("its id, session or time column does not match its content")
         } else {
             None
         };
@@ -227,6 +230,16 @@ mod tests {
         tamper(
             &db,
             "UPDATE audit_log SET entry = replace(entry, 'rec-1', 'rec-X') WHERE seq = 2",
+        );
+        assert_eq!(verify(&db).unwrap().broken.map(|b| b.0), Some(2));
+    }
+
+    #[test]
+    fn a_rewritten_lookup_column_breaks_the_chain() {
+        let (db, _) = log_with(3);
+        tamper(
+            &db,
+            "UPDATE audit_log SET session_id = 'elsewhere' WHERE seq = 2",
         );
         assert_eq!(verify(&db).unwrap().broken.map(|b| b.0), Some(2));
     }

@@ -182,10 +182,13 @@ impl LocalMediaPipelines {
         Self { db, store }
     }
 
-    /// Reads the capture's audio chunks (in key order) from the filesystem store.
+    /// Reads the capture's audio chunks (in key order) from the filesystem store: those no
+    /// earlier concatenation of the folder joined (a meeting captured twice, say paused and
+    /// resumed, shares its sink; each capture's recording holds only its own chunks).
     async fn read_chunks(
         &self,
         request: &ConcatenationRequest,
+        pipeline_id: &str,
     ) -> Result<Vec<(String, Vec<u8>)>, PortError> {
         let prefix = format!("{}{AUDIO_FOLDER}", request.capture_folder);
         let keys = self
@@ -195,7 +198,9 @@ impl LocalMediaPipelines {
         let mut chunks = Vec::new();
         for key in keys {
             let name = key[prefix.len()..].to_owned();
-            if !is_audio_chunk(&name) {
+            if !is_audio_chunk(&name)
+                || self.joined_elsewhere(&request.capture_bucket, &key, pipeline_id)?
+            {
                 continue;
             }
             match self.store.get(&request.capture_bucket, &key).await {
@@ -206,6 +211,44 @@ impl LocalMediaPipelines {
             }
         }
         Ok(chunks)
+    }
+
+    /// Whether another concatenation already joined this chunk.
+    fn joined_elsewhere(
+        &self,
+        bucket: &str,
+        key: &str,
+        pipeline_id: &str,
+    ) -> Result<bool, PortError> {
+        let by: Option<String> = self
+            .db
+            .lock()
+            .query_row(
+                "SELECT pipeline_id FROM joined_chunks WHERE bucket = ?1 AND key = ?2",
+                params![bucket, key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage("CreateMediaConcatenationPipeline"))?;
+        Ok(by.is_some_and(|by| by != pipeline_id))
+    }
+
+    fn mark_joined(
+        &self,
+        bucket: &str,
+        keys: &[String],
+        pipeline_id: &str,
+    ) -> Result<(), PortError> {
+        let connection = self.db.lock();
+        for key in keys {
+            connection
+                .execute(
+                    "INSERT INTO joined_chunks (bucket, key, pipeline_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![bucket, key, pipeline_id],
+                )
+                .map_err(storage("CreateMediaConcatenationPipeline"))?;
+        }
+        Ok(())
     }
 
     fn set_status(
@@ -291,8 +334,12 @@ impl MediaPipelines for LocalMediaPipelines {
         }
 
         let started = std::time::Instant::now();
-        let chunks = self.read_chunks(request).await?;
+        let chunks = self.read_chunks(request, &pipeline_id).await?;
         let listed = chunks.len();
+        let chunk_keys: Vec<String> = chunks
+            .iter()
+            .map(|(name, _)| format!("{}{AUDIO_FOLDER}{name}", request.capture_folder))
+            .collect();
         let joined = tokio::task::spawn_blocking(move || {
             join_chunks(
                 chunks
@@ -331,6 +378,7 @@ impl MediaPipelines for LocalMediaPipelines {
         self.store
             .put(&request.sink_bucket, &key, wav, &options)
             .await?;
+        self.mark_joined(&request.capture_bucket, &chunk_keys, &pipeline_id)?;
         self.set_status(token, "Stopped", Some(&key), &joined)?;
         info!(
             media_pipeline_id = %pipeline_id,

@@ -89,6 +89,12 @@ CREATE TABLE IF NOT EXISTS media_concatenations (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS joined_chunks (
+    bucket TEXT NOT NULL,
+    key TEXT NOT NULL,
+    pipeline_id TEXT NOT NULL,
+    PRIMARY KEY (bucket, key)
+);
 CREATE TABLE IF NOT EXISTS announced_objects (
     bucket TEXT NOT NULL,
     key TEXT NOT NULL,

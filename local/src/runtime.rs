@@ -600,34 +600,47 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
 /// 0600), made on first use: locally what the deployment's Secrets Manager secret is.
 pub fn phone_key(data_dir: &Path) -> std::io::Result<telepipe_workers::replies::PhoneKey> {
     let path = data_dir.join("phone-key");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            // A secret: from the operating system's CSPRNG, not a seeded generator.
-            let mut bytes = [0u8; 32];
-            std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
-            let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            match options.open(&path) {
-                Ok(mut file) => {
-                    std::io::Write::write_all(&mut file, secret.as_bytes())?;
-                    secret
-                }
-                // Another process made it first: use theirs.
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                    std::fs::read_to_string(&path)?
-                }
-                Err(err) => return Err(err),
-            }
+    let valid = |text: &str| text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit());
+    match std::fs::read_to_string(&path) {
+        Ok(text) if valid(text.trim()) => {
+            return Ok(telepipe_workers::replies::PhoneKey::new(text.trim().as_bytes()))
         }
-        Err(err) => return Err(err),
-    };
-    Ok(telepipe_workers::replies::PhoneKey::new(
-        text.trim().as_bytes(),
-    ))
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not a phone key (64 hex characters); it keys every stored number, so it is not replaced silently",
+                    path.display()
+                ),
+            ))
+        }
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+        Err(_) => {}
+    }
+    // A secret: from the operating system's CSPRNG, not a seeded generator. Written whole
+    // to a temporary file, then linked into place (never replacing one that appeared
+    // meanwhile), so no reader ever sees a partial key.
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let temp = data_dir.join(format!(".phone-key-{}", crate::db::random_id()));
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
+        std::io::Write::write_all(&mut file, secret.as_bytes())?;
+        file.sync_all()?;
+    }
+    let linked = std::fs::hard_link(&temp, &path);
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(telepipe_workers::replies::PhoneKey::new(secret.as_bytes())),
+        // Another process made it first: use theirs.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => phone_key(data_dir),
+        Err(err) => Err(err),
+    }
 }
 
 /// Declares every local queue (idempotent).

@@ -273,3 +273,33 @@ async fn events_that_name_no_session_or_report_passing_trouble_are_acknowledged_
     assert_eq!(failed[0]["reason"], "capture_failed");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_meeting_captured_twice_gives_two_recordings_each_of_its_own_chunks() {
+    let dir = fresh_dir("capture-twice");
+    let sink = drop_capture(&dir, "visit-chime-5");
+    let pipeline = open(&dir);
+    let mut first = pipeline_event("chime:MediaPipelineDeleted", Some("visit-chime-5"));
+    pipeline.bus.put(&first).unwrap();
+    pipeline.run_until_idle(|_| {}).await.unwrap();
+    // The capture resumes: one more chunk lands in the same sink, under a new pipeline.
+    let audio = sink.join("audio");
+    std::fs::copy(
+        audio.join("2026-12-01-15-00-00-000.mp4"),
+        audio.join("2026-12-01-15-10-00-000.mp4"),
+    )
+    .unwrap();
+    first["detail"]["mediaPipelineId"] = "0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f".into();
+    pipeline.bus.put(&first).unwrap();
+    pipeline.run_until_idle(|_| {}).await.unwrap();
+    let joined = concatenations(&pipeline.db).unwrap();
+    assert_eq!(joined.len(), 2);
+    assert_eq!(
+        joined.iter().map(|j| j.chunks_joined).collect::<Vec<_>>(),
+        [3, 1],
+        "the second recording holds only the new chunk"
+    );
+    assert_eq!(jobs(&pipeline.db, Some("visit-chime-5")).unwrap().len(), 2);
+    assert_eq!(dead_letters(&pipeline), 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -329,3 +329,28 @@ async fn a_session_that_ends_without_its_recording_is_reported_and_one_with_it_i
     assert_eq!(missing[0]["session_id"], "visit-silent");
     assert_eq!(missing[0]["waited_minutes"], 120);
 }
+
+#[test]
+fn the_phone_key_is_made_once_whole_and_private_and_never_replaced_silently() {
+    let dir = fresh_dir("phone-key");
+    let first = telepipe_local::runtime::phone_key(&dir).unwrap();
+    let again = telepipe_local::runtime::phone_key(&dir).unwrap();
+    assert_eq!(first.digest("+15551230000"), again.digest("+15551230000"));
+    let text = std::fs::read_to_string(dir.join("phone-key")).unwrap();
+    assert_eq!(text.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("phone-key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    std::fs::write(dir.join("phone-key"), "").unwrap();
+    assert!(
+        telepipe_local::runtime::phone_key(&dir).is_err(),
+        "an empty key is refused"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

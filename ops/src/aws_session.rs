@@ -225,44 +225,58 @@ impl AwsSessionData {
         since_ms: i64,
     ) -> Result<Vec<telepipe_events::audit::AuditEntry>, PortError> {
         let bucket = need(&self.config.audit_bucket, "TELEPIPE_AUDIT_BUCKET")?;
-        let mut entries = Vec::new();
-        let mut token = None;
+        // Every version, not the latest: Object Lock keeps the first write of each entry
+        // even if a writer later puts over it, and the first write is the record.
+        let mut oldest: std::collections::BTreeMap<String, (i64, String)> = Default::default();
+        let (mut key_marker, mut version_marker) = (None, None);
         loop {
             let page = self
                 .s3
-                .list_objects_v2()
+                .list_object_versions()
                 .bucket(bucket)
                 .prefix(format!("audit/{session_id}/"))
-                .set_continuation_token(token)
+                .set_key_marker(key_marker)
+                .set_version_id_marker(version_marker)
                 .send()
                 .await
-                .map_err(|e| classify(&e, "s3", "ListObjectsV2"))?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                let body = self
-                    .s3
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| classify(&e, "s3", "GetObject"))?
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|_| PortError::new(PortErrorKind::Unavailable, "s3", "GetObject"))?
-                    .into_bytes();
-                if let Ok(entry) =
-                    serde_json::from_slice::<telepipe_events::audit::AuditEntry>(&body)
-                {
-                    if entry.at_ms >= since_ms {
-                        entries.push(entry);
-                    }
+                .map_err(|e| classify(&e, "s3", "ListObjectVersions"))?;
+            for version in page.versions() {
+                let (Some(key), Some(id)) = (version.key(), version.version_id()) else {
+                    continue;
+                };
+                let at = version.last_modified().map_or(0, |t| t.to_millis().unwrap_or(0));
+                let slot = oldest.entry(key.to_owned()).or_insert((at, id.to_owned()));
+                if at < slot.0 {
+                    *slot = (at, id.to_owned());
                 }
             }
-            token = page.next_continuation_token().map(str::to_owned);
-            if token.is_none() {
+            if page.is_truncated() != Some(true) {
                 break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
+        }
+        let mut entries = Vec::new();
+        for (key, (_, version)) in oldest {
+            let body = self
+                .s3
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .version_id(version)
+                .send()
+                .await
+                .map_err(|e| classify(&e, "s3", "GetObject"))?
+                .body
+                .collect()
+                .await
+                .map_err(|_| PortError::new(PortErrorKind::Unavailable, "s3", "GetObject"))?
+                .into_bytes();
+            if let Ok(entry) = serde_json::from_slice::<telepipe_events::audit::AuditEntry>(&body)
+            {
+                if entry.at_ms >= since_ms {
+                    entries.push(entry);
+                }
             }
         }
         entries.sort_by(|a, b| (a.at_ms, &a.entry_id).cmp(&(b.at_ms, &b.entry_id)));
@@ -571,11 +585,14 @@ impl SessionData for AwsSessionData {
                     let index = self
                         .query(table, &format!("phone#{key}"), Some(session_id))
                         .await?;
-                    items.extend(
-                        Self::row_items(store, table, &index)
-                            .into_iter()
-                            .filter(|i| i.handle.ends_with(&format!("\n{session_id}"))),
-                    );
+                    // The index item first: once the state is gone a rerun can no longer
+                    // learn the key that names it.
+                    let mut first: Vec<Item> = Self::row_items(store, table, &index)
+                        .into_iter()
+                        .filter(|i| i.handle.ends_with(&format!("\n{session_id}")))
+                        .collect();
+                    first.append(&mut items);
+                    items = first;
                 }
                 Ok(items)
             }

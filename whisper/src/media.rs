@@ -196,8 +196,15 @@ fn content_frames(
     params: &symphonia::core::codecs::CodecParameters,
     decoded: usize,
 ) -> (usize, usize) {
+    // `n_frames` counts frames only when the track's time base is one sample (isomp4 gives
+    // the media header's duration in the track's own timescale, which may be coarser).
+    let per_sample = match (params.time_base, params.sample_rate) {
+        (Some(tb), Some(rate)) => tb.numer == 1 && tb.denom == rate,
+        _ => false,
+    };
     let declared = params
         .n_frames
+        .filter(|_| per_sample)
         .and_then(|n| usize::try_from(n).ok())
         .filter(|&n| n > 0)
         .map_or(decoded, |n| n.min(decoded));

@@ -152,7 +152,10 @@ where
         .context(context)?
     {
         if let Some(stored) = ports.sessions.load(&session_id).await.context(context)? {
-            candidates.push(stored.state);
+            // An index item left from an earlier number of the booking is not this sender.
+            if stored.state.patient_phone_key.as_deref() == Some(key.as_str()) {
+                candidates.push(stored.state);
+            }
         }
     }
     let session = next_session(&candidates, now).map(|s| s.session_id.clone());

@@ -622,10 +622,13 @@ fn list_events(
         .into_iter()
         .map(|(detail_type, time, envelope)| {
             let envelope: serde_json::Value = serde_json::from_str(&envelope).unwrap_or_default();
+            let mut detail = envelope.get("detail").cloned().unwrap_or_default();
+            // Platform events put on the bus carry contacts: shown masked, as `run` shows them.
+            mask_addresses(&mut detail);
             serde_json::json!({
                 "detail-type": detail_type,
                 "time": envelope.get("time").cloned().unwrap_or_else(|| format_time(time).into()),
-                "detail": envelope.get("detail").cloned().unwrap_or_default(),
+                "detail": detail,
             })
         })
         .collect();
@@ -716,6 +719,24 @@ async fn aws_notification_log(
     _session: &str,
 ) -> Result<Vec<telepipe_workers::ports::NotificationLogEntry>, String> {
     Err("this telepipe was built without the `aws` feature".into())
+}
+
+/// Masks every `address` string in a JSON value (phone numbers, email addresses).
+fn mask_addresses(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                match item {
+                    serde_json::Value::String(text) if key == "address" => {
+                        *text = telepipe_local::sessions::mask_address(text);
+                    }
+                    other => mask_addresses(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_addresses),
+        _ => {}
+    }
 }
 
 /// `telepipe sms receive`: one inbound text on the local replies queue.

@@ -101,6 +101,28 @@ impl SessionStore for DynamoSessionStore {
 
     async fn save(&self, state: &SessionState, expected: Option<u64>) -> Result<u64, PortError> {
         let revision = expected.unwrap_or(0) + 1;
+        // The number's index item (`phone#{key}`, one per session): how a text finds the
+        // session. Written before the state (idempotently): a state write that lands while
+        // this one fails would otherwise never be retried with it. A lookup re-reads the
+        // state and checks the key, so an index item ahead of its state is harmless.
+        if let Some(key) = &state.patient_phone_key {
+            let mut index = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(format!("{PHONE_PREFIX}{key}")))
+                .item("sk", s(&state.session_id));
+            if let Some(at) = self
+                .retention
+                .and_then(|keep| crate::sessions::state::expires_at(state, keep))
+            {
+                index = index.item("expires_at", n(at.as_second()));
+            }
+            index
+                .send()
+                .await
+                .map_err(|e| classify(&e, "dynamodb", "PutItem"))?;
+        }
         let mut request = self
             .client
             .put_item()
@@ -129,26 +151,6 @@ impl SessionStore for DynamoSessionStore {
             .send()
             .await
             .map_err(|e| classify(&e, "dynamodb", "PutItem"))?;
-        // The number's index item (`phone#{key}`, one per session): how a text finds
-        // the session. Written after the state, idempotently; a lookup re-reads the state.
-        if let Some(key) = &state.patient_phone_key {
-            let mut index = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", s(format!("{PHONE_PREFIX}{key}")))
-                .item("sk", s(&state.session_id));
-            if let Some(at) = self
-                .retention
-                .and_then(|keep| crate::sessions::state::expires_at(state, keep))
-            {
-                index = index.item("expires_at", n(at.as_second()));
-            }
-            index
-                .send()
-                .await
-                .map_err(|e| classify(&e, "dynamodb", "PutItem"))?;
-        }
         Ok(revision)
     }
 

@@ -165,7 +165,25 @@ where
             publish(ports, &sent_event(&reference, &provider)).await?;
             return Ok(NotifyOutcome::Skipped(SkipReason::AlreadySent));
         }
-        Claim::Completed(_) => return Ok(NotifyOutcome::OutcomeUnknown),
+        // Finished earlier without being sent (failed, or outcome unknown): nothing is sent,
+        // but the failure is published again (same event id) so a delivery that died
+        // before announcing it still reaches a person.
+        Claim::Completed(IntentOutcome::Failed { reason }) => {
+            publish(
+                ports,
+                &failed_event(&reference, &reason, ErrorClass::Permanent),
+            )
+            .await?;
+            return Ok(NotifyOutcome::OutcomeUnknown);
+        }
+        Claim::Completed(IntentOutcome::Unknown) => {
+            publish(
+                ports,
+                &failed_event(&reference, "outcome_unknown", ErrorClass::Permanent),
+            )
+            .await?;
+            return Ok(NotifyOutcome::OutcomeUnknown);
+        }
         Claim::InFlight { claimed_at } => {
             if now.duration_since(claimed_at) < config.claim_lease {
                 return Err(StageError::retryable("notification_in_flight", context()));

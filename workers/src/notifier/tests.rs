@@ -375,6 +375,11 @@ async fn provider_rejections_are_permanent_and_recorded() {
         NotifyOutcome::OutcomeUnknown
     );
     assert!(h.sent().is_empty());
+    // ... and the failure is announced again under the same id, in case the first
+    // delivery died before announcing it.
+    let failed = h.events.of_type("Notification Failed");
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[0]["event_id"], failed[1]["event_id"]);
 }
 
 #[tokio::test]

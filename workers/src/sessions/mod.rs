@@ -240,6 +240,23 @@ pub fn check_booking_text(
         }
     }
     if let Some(name) = clinic_name {
+        // A name, not a way around the join_url allow-list: no scheme, no `www.`, no word
+        // shaped like a host (`evil.example`).
+        let link_like = name.contains("://")
+            || name.to_ascii_lowercase().contains("www.")
+            || name.split_whitespace().any(|word| {
+                word.split('.').filter(|part| !part.is_empty()).count() >= 2
+                    && word
+                        .trim_matches(|c: char| !c.is_alphanumeric())
+                        .contains('.')
+                    && !word.ends_with('.')
+            });
+        if link_like {
+            return Err(StageError::permanent(
+                "invalid_clinic_name",
+                "clinic_name must not hold a link or a host name",
+            ));
+        }
         if name.chars().count() > MAX_CLINIC_NAME_CHARS || name.chars().any(char::is_control) {
             return Err(StageError::permanent(
                 "invalid_clinic_name",
@@ -490,13 +507,15 @@ fn cancellation_notice(state: &mut SessionState, now: Timestamp) -> Option<Notif
     if timing.start <= now {
         return None;
     }
+    // One intent per session, whatever the start is when it is computed: a retried
+    // cancellation that meets a moved start must not make a second notice.
     let request = NotificationRequest::new(
         &state.session_id,
         NotificationKind::CancellationNotice,
         Recipient::Patient,
         booking.patient.channel,
         None,
-        Some(timing.start.to_string()),
+        None,
         0,
     );
     state.cancellation_notified = true;

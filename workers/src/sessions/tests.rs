@@ -686,6 +686,26 @@ async fn join_links_must_be_https_on_an_allowed_host_and_clinic_names_short() {
             "values are not quoted: {err}"
         );
     }
+    for link_like in [
+        "Acme www.evil.example",
+        "Join at evil.example/x",
+        "https://x.example",
+    ] {
+        let err = h
+            .handle(
+                &scheduled_with(None, Some(link_like)),
+                "2026-03-01T12:00:00Z",
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason, "invalid_clinic_name", "{link_like}");
+    }
+    h.handle(
+        &scheduled_with(None, Some("St. Mary's Clinic, Dr. Lee")),
+        "2026-03-01T12:00:00Z",
+    )
+    .await
+    .unwrap();
     let long = "C".repeat(81);
     let err = h
         .handle(&scheduled_with(None, Some(&long)), "2026-03-01T12:00:00Z")
