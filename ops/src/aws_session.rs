@@ -244,7 +244,9 @@ impl AwsSessionData {
                 let (Some(key), Some(id)) = (version.key(), version.version_id()) else {
                     continue;
                 };
-                let at = version.last_modified().map_or(0, |t| t.to_millis().unwrap_or(0));
+                let at = version
+                    .last_modified()
+                    .map_or(0, |t| t.to_millis().unwrap_or(0));
                 let slot = oldest.entry(key.to_owned()).or_insert((at, id.to_owned()));
                 if at < slot.0 {
                     *slot = (at, id.to_owned());
@@ -272,8 +274,7 @@ impl AwsSessionData {
                 .await
                 .map_err(|_| PortError::new(PortErrorKind::Unavailable, "s3", "GetObject"))?
                 .into_bytes();
-            if let Ok(entry) = serde_json::from_slice::<telepipe_events::audit::AuditEntry>(&body)
-            {
+            if let Ok(entry) = serde_json::from_slice::<telepipe_events::audit::AuditEntry>(&body) {
                 if entry.at_ms >= since_ms {
                     entries.push(entry);
                 }
