@@ -33,6 +33,10 @@ pub enum AuditAction {
     Reprocessed,
     ForgetStarted,
     ForgetCompleted,
+    /// A number opted out of SMS (STOP).
+    OptedOut,
+    /// A number opted back in (START).
+    OptedIn,
 }
 
 impl AuditAction {
@@ -52,6 +56,8 @@ impl AuditAction {
             Self::Reprocessed => "reprocessed",
             Self::ForgetStarted => "forget_started",
             Self::ForgetCompleted => "forget_completed",
+            Self::OptedOut => "opted_out",
+            Self::OptedIn => "opted_in",
         }
     }
 }

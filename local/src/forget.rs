@@ -263,6 +263,15 @@ fn mentions(body: &str, session_id: &str) -> bool {
 }
 
 impl SessionData for LocalSessionData {
+    async fn append_trail(
+        &self,
+        entry: &telepipe_events::audit::AuditEntry,
+    ) -> Result<(), PortError> {
+        crate::audit::LocalAuditLog::new(self.db.clone())
+            .map_err(storage("WriteAudit"))?
+            .append_now(entry)
+    }
+
     fn describe(&self) -> String {
         format!("local {}", self.data_dir.display())
     }

@@ -365,6 +365,7 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             suppressions: &self.suppressions,
             notifications: &self.notifications,
             events: &self.bus,
+            audit: Some(&self.audit),
         };
         let (_, dispositions) = process_batch(
             telepipe_workers::replies::STAGE,

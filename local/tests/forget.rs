@@ -385,6 +385,12 @@ impl SessionData for Flaky {
     async fn send(&self, to: Stage, body: &str) -> Result<(), PortError> {
         self.inner.send(to, body).await
     }
+    async fn append_trail(
+        &self,
+        entry: &telepipe_events::audit::AuditEntry,
+    ) -> Result<(), PortError> {
+        self.inner.append_trail(entry).await
+    }
 }
 
 #[tokio::test]
@@ -494,4 +500,18 @@ async fn reprocess_recreates_results_and_reruns_transcription() {
         .unwrap();
     assert_eq!(next[0].attempt, Some(3));
     assert_eq!(results_docs(&dir, "visit-b").len(), 1);
+
+    // Each real reprocess is in the audit trail with what it re-fed; dry runs are not.
+    let trail = telepipe_local::audit::LocalAuditLog::new(pipeline.db.clone())
+        .unwrap()
+        .entries(Some("visit-a"), 0)
+        .unwrap();
+    let reprocessed: Vec<_> = trail
+        .iter()
+        .filter(|e| e.action.as_str() == "reprocessed")
+        .collect();
+    assert_eq!(reprocessed.len(), 2, "{reprocessed:?}");
+    assert!(reprocessed.iter().all(|e| e.actor.starts_with("operator:")));
+    assert!(reprocessed[0].refs.iter().any(|r| r == "from:clinical"));
+    assert!(reprocessed[1].refs.iter().any(|r| r == "attempt:2"));
 }

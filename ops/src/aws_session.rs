@@ -502,6 +502,23 @@ impl AwsSessionData {
 }
 
 impl SessionData for AwsSessionData {
+    async fn append_trail(
+        &self,
+        entry: &telepipe_events::audit::AuditEntry,
+    ) -> Result<(), PortError> {
+        use telepipe_workers::ports::AuditLog;
+        match &self.config.audit_bucket {
+            Some(bucket) => {
+                telepipe_workers::aws::S3AuditLog::from_client(self.s3.clone(), bucket.clone())
+                    .append(entry)
+                    .await
+            }
+            // Without TELEPIPE_AUDIT_BUCKET the operator gets no trail, and is told so
+            // by `telepipe audit --aws`; the action itself is not refused.
+            None => Ok(()),
+        }
+    }
+
     fn describe(&self) -> String {
         "aws".into()
     }

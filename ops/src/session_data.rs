@@ -229,6 +229,13 @@ pub trait SessionData: Send + Sync {
 
     /// Sends a notification body to the stage's queue (intake or clinical).
     fn send(&self, to: Stage, body: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Appends to the deployment's audit trail (locally the hash-chained table, on AWS the
+    /// Object Lock bucket when configured).
+    fn append_trail(
+        &self,
+        entry: &telepipe_events::audit::AuditEntry,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// What a forget found or did, per store.
@@ -506,6 +513,17 @@ pub async fn reprocess<D: SessionData>(
             body: notification_body(object, attempt),
         };
         if !dry_run {
+            // Who re-fed what, before it is re-fed: the trail never misses a reprocess.
+            let mut refs = vec![refeed.object_ref.clone(), format!("from:{}", from.as_str())];
+            refs.extend(attempt.map(|n| format!("attempt:{n}")));
+            let entry = telepipe_events::audit::AuditEntry::new(
+                &format!("operator:{}", data.operator().await),
+                telepipe_events::audit::AuditAction::Reprocessed,
+                Some(session_id),
+                refs,
+                jiff::Timestamp::now().as_millisecond(),
+            );
+            data.append_trail(&entry).await?;
             data.send(from, &refeed.body).await?;
         }
         refeeds.push(refeed);

@@ -502,11 +502,13 @@ fn replies_and_the_webhook_leak_no_number_or_text_at_trace() {
         MemoryNotifications::default(),
         MemoryEvents::default(),
     );
+    let audit = telepipe_workers::memory::MemoryAudit::default();
     let ports = RepliesPorts {
         sessions: &sessions,
         suppressions: &suppressions,
         notifications: &notifications,
         events: &events,
+        audit: Some(&audit),
     };
     let config = RepliesConfig {
         phone_key: PhoneKey::new(b"phi-test-key"),
@@ -600,12 +602,24 @@ fn replies_and_the_webhook_leak_no_number_or_text_at_trace() {
     assert!(published.len() >= 3, "{published:?}");
     let letters = queue.dead_letters.lock().unwrap().clone();
     assert_eq!(letters.len(), 2, "the bad sender and the malformed message");
+    let trail: Vec<String> = audit
+        .entries()
+        .iter()
+        .map(|e| e.to_json().to_lowercase())
+        .collect();
+    assert_eq!(trail.len(), 1, "the opt-out was audited");
+    let entry = &audit.entries()[0];
+    assert_eq!(entry.action.as_str(), "opted_out");
+    assert!(entry.actor.starts_with("patient:"), "{}", entry.actor);
     for marker in TEXT_MARKERS {
         for (n, line) in logs.lines().enumerate() {
             assert!(!line.contains(marker), "{marker} in log line {n}: {line}");
         }
-        for detail in &published {
-            assert!(!detail.contains(marker), "{marker} in event {detail}");
+        for detail in published.iter().chain(trail.iter()) {
+            assert!(
+                !detail.contains(marker),
+                "{marker} in event or audit entry {detail}"
+            );
         }
         for letter in &letters {
             let attributes = format!("{} {}", letter.reason, letter.context).to_lowercase();

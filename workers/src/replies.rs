@@ -62,11 +62,13 @@ pub struct RepliesConfig {
 }
 
 /// The ports `replies` touches.
-pub struct RepliesPorts<'a, St, Su, Q, P> {
+pub struct RepliesPorts<'a, St, Su, Q, P, A> {
     pub sessions: &'a St,
     pub suppressions: &'a Su,
     pub notifications: &'a Q,
     pub events: &'a P,
+    /// Opt-outs and opt-ins are audited (who: the patient's keyed number; never the number).
+    pub audit: Option<&'a A>,
 }
 
 /// What a reply led to.
@@ -114,8 +116,8 @@ pub fn parse_inbound(body: &str) -> Result<InboundSms, StageError> {
 }
 
 /// Handles one replies-queue message at `now`.
-pub async fn handle_message<St, Su, Q, P>(
-    ports: &RepliesPorts<'_, St, Su, Q, P>,
+pub async fn handle_message<St, Su, Q, P, A>(
+    ports: &RepliesPorts<'_, St, Su, Q, P, A>,
     config: &RepliesConfig,
     body: &str,
     now: Timestamp,
@@ -125,6 +127,7 @@ where
     Su: Suppressions,
     Q: NotificationQueue,
     P: EventPublisher,
+    A: crate::ports::AuditLog,
 {
     let sms = parse_inbound(body)?;
     if !crate::notifier::address::is_e164(&sms.from) {
@@ -164,6 +167,21 @@ where
         tracing::Span::current().record("session_id", id);
     }
 
+    if let (Some(audit), ReplyIntent::OptOut | ReplyIntent::OptIn) = (ports.audit, intent) {
+        let action = if intent == ReplyIntent::OptOut {
+            telepipe_events::audit::AuditAction::OptedOut
+        } else {
+            telepipe_events::audit::AuditAction::OptedIn
+        };
+        let entry = telepipe_events::audit::AuditEntry::new(
+            &format!("patient:{key}"),
+            action,
+            session_ref,
+            vec![telemetry_id(&sms.message_id), "channel:sms".to_owned()],
+            now.as_millisecond(),
+        );
+        audit.append(&entry).await.context(context)?;
+    }
     let mut answered = false;
     let event = match intent {
         ReplyIntent::OptOut => {

@@ -7,9 +7,9 @@ use telepipe_workers::aws::{
     SqsQueue,
 };
 use telepipe_workers::config::{
-    ConsumerConfig, Env, EventsConfig, PhoneKeyConfig, SessionsAwsConfig,
+    AuditConfig, ConsumerConfig, Env, EventsConfig, PhoneKeyConfig, SessionsAwsConfig,
 };
-use telepipe_workers::lambda::{config_or_exit, phone_key, serve_sqs};
+use telepipe_workers::lambda::{audit_log, config_or_exit, phone_key, serve_sqs};
 use telepipe_workers::replies::{handle_message, RepliesConfig, RepliesPorts, STAGE};
 
 #[tokio::main]
@@ -25,7 +25,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config_or_exit(SessionsAwsConfig::from_env(&env)),
         config_or_exit(PhoneKeyConfig::from_env(&env)),
     );
+    let audit_config = config_or_exit(AuditConfig::from_env(&env));
     let aws = AwsContext::load().await;
+    let audit = audit_log(&aws, audit_config);
     let Some(phone_key) = phone_key(&aws, key_config).await? else {
         return Err("the replies stage needs TELEPIPE_PHONE_KEY_SECRET_ARN".into());
     };
@@ -42,6 +44,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         suppressions: &suppressions,
         notifications: &notifications,
         events: &events,
+        audit: audit.as_ref(),
     };
     serve_sqs(STAGE, &queue, &consumer, async |body: &str| {
         handle_message(&ports, &config, body, jiff::Timestamp::now()).await
