@@ -201,7 +201,8 @@ enum SmsAction {
         /// The sender, E.164 (e.g. +15551230000).
         #[arg(long)]
         from: String,
-        /// The message text.
+        /// The message text; `-` reads it from standard input (keeps a real patient's text
+        /// out of the process list and shell history).
         #[arg(long)]
         body: String,
         /// The data directory of a `run` (created if missing).
@@ -744,13 +745,21 @@ fn receive_sms(from: &str, body: &str, data_dir: &Path) -> Result<(), String> {
     if !telepipe_workers::notifier::address::is_e164(from) {
         return Err("--from must be an E.164 number like +15551230000".to_owned());
     }
+    let body = if body == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("--body -: reading standard input: {e}"))?;
+        text.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        body.to_owned()
+    };
     let bus = open_bus(data_dir).map_err(|e| e.to_string())?;
     let sms = telepipe_events::replies::InboundSms {
         provider: telepipe_events::replies::InboundProvider::Local,
         message_id: format!("local-{}", telepipe_local::db::random_id()),
         from: from.to_owned(),
         to: String::new(),
-        body: body.to_owned(),
+        body,
         opt_out_type: None,
     };
     let text = serde_json::to_string(&sms).map_err(|e| e.to_string())?;
