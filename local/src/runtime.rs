@@ -340,6 +340,8 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             pipelines: &self.pipelines,
             listing: &self.store,
             events: &self.bus,
+            audit: Some(&self.audit),
+            actor: "local",
         };
         let (_, dispositions) = process_batch(
             capture_stage::STAGE,

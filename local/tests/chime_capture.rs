@@ -166,6 +166,18 @@ async fn a_capture_becomes_one_recording_one_job_and_one_results_document() {
     assert_eq!(jobs(&pipeline.db, Some("visit-chime-1")).unwrap().len(), 1);
     assert_eq!(result_files(&dir, "visit-chime-1").len(), 1);
     assert_eq!(dead_letters(&pipeline), 0);
+    // The join is in the audit trail once, ahead of the recording's own entries.
+    let trail = telepipe_local::audit::LocalAuditLog::new(pipeline.db.clone())
+        .unwrap()
+        .entries(Some("visit-chime-1"), 0)
+        .unwrap();
+    let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "capture_joined").count(),
+        1,
+        "{actions:?}"
+    );
+    assert_eq!(actions[0], "capture_joined", "{actions:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -25,7 +25,7 @@ use telepipe_workers::aws::ChimeMediaPipelines;
 use telepipe_workers::capture::{handle_message, CaptureOutcome, CapturePorts};
 use telepipe_workers::config::{CaptureConfig, Env};
 use telepipe_workers::error::PortErrorKind;
-use telepipe_workers::memory::{MemoryEvents, MemoryStore};
+use telepipe_workers::memory::{MemoryAudit, MemoryEvents, MemoryStore};
 use telepipe_workers::ports::{
     CapturePipeline, Concatenation, ConcatenationRequest, MediaPipelineKind, MediaPipelines,
 };
@@ -266,6 +266,7 @@ async fn the_stage_asks_once_per_delivery_with_the_same_token_and_sorts_failures
         b"chunk".to_vec(),
     );
     let events = MemoryEvents::default();
+    let audit = MemoryAudit::default();
 
     let get = mock!(Client::get_media_pipeline).then_output(capture_output);
     let create = mock!(Client::create_media_concatenation_pipeline)
@@ -276,6 +277,8 @@ async fn the_stage_asks_once_per_delivery_with_the_same_token_and_sorts_failures
         pipelines: &pipelines,
         listing: &listing,
         events: &events,
+        audit: Some(&audit),
+        actor: "lambda:capture",
     };
     for _ in 0..2 {
         assert_eq!(
@@ -292,6 +295,20 @@ async fn the_stage_asks_once_per_delivery_with_the_same_token_and_sorts_failures
         2,
         "a redelivery asks again with the same token"
     );
+    let joined = audit.entries();
+    assert_eq!(
+        joined.len(),
+        1,
+        "one audit entry per join, redelivery or not"
+    );
+    assert_eq!(joined[0].action.as_str(), "capture_joined");
+    assert_eq!(
+        joined[0].refs,
+        [
+            format!("capture:{CAPTURE_ID}"),
+            format!("concatenation:{CONCAT_ID}")
+        ]
+    );
 
     let throttled = mock!(Client::get_media_pipeline).then_error(|| {
         GetMediaPipelineError::ThrottledClientException(ThrottledClientException::builder().build())
@@ -301,6 +318,8 @@ async fn the_stage_asks_once_per_delivery_with_the_same_token_and_sorts_failures
         pipelines: &pipelines,
         listing: &listing,
         events: &events,
+        audit: Some(&audit),
+        actor: "lambda:capture",
     };
     let err = handle_message(&ports, &config, &deleted_event())
         .await
@@ -318,6 +337,8 @@ async fn the_stage_asks_once_per_delivery_with_the_same_token_and_sorts_failures
         pipelines: &pipelines,
         listing: &listing,
         events: &events,
+        audit: Some(&audit),
+        actor: "lambda:capture",
     };
     let err = handle_message(&ports, &config, &deleted_event())
         .await

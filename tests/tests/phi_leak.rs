@@ -418,10 +418,13 @@ fn sessions_notifier_and_capture_leak_no_address_name_or_text_at_trace() {
     let capture_config =
         CaptureConfig::from_env(&Env::from_pairs(&[("TELEPIPE_RECORDINGS_BUCKET", "rec")]))
             .unwrap();
+    let capture_audit = telepipe_workers::memory::MemoryAudit::default();
     let capture_ports = CapturePorts {
         pipelines: &pipelines,
         listing: &listing,
         events: &events,
+        audit: Some(&capture_audit),
+        actor: "lambda:capture",
     };
     let capture_event = serde_json::json!({"version": "0", "id": "c", "detail-type": "Chime Media Pipeline State Change",
         "source": "aws.chime", "account": "1", "region": "us-east-1", "resources": [],
@@ -453,12 +456,20 @@ fn sessions_notifier_and_capture_leak_no_address_name_or_text_at_trace() {
         .map(|e| e.detail.to_lowercase())
         .collect();
     assert!(published.iter().any(|d| d.contains("outcome_unknown")));
+    let trail: Vec<String> = capture_audit
+        .entries()
+        .iter()
+        .map(|e| e.to_json().to_lowercase())
+        .collect();
     for marker in SESSION_MARKERS {
         for (n, line) in logs.lines().enumerate() {
             assert!(!line.contains(marker), "{marker} in log line {n}: {line}");
         }
-        for detail in &published {
-            assert!(!detail.contains(marker), "{marker} in event {detail}");
+        for detail in published.iter().chain(trail.iter()) {
+            assert!(
+                !detail.contains(marker),
+                "{marker} in event or audit entry {detail}"
+            );
         }
         for letter in &letters {
             let attributes = format!("{} {}", letter.reason, letter.context).to_lowercase();

@@ -47,11 +47,15 @@ pub const STAGE: &str = "capture";
 const LISTED_KEYS: usize = 50;
 
 /// The ports `capture` touches.
-pub struct CapturePorts<'a, M, L, P> {
+pub struct CapturePorts<'a, M, L, P, A> {
     pub pipelines: &'a M,
     /// Lists the recordings bucket (capture and recording folders).
     pub listing: &'a L,
     pub events: &'a P,
+    /// Each join started is audited (`capture_joined`); `None`: no audit store configured.
+    pub audit: Option<&'a A>,
+    /// Who acts in audit entries: `lambda:{function name}` or `local`.
+    pub actor: &'a str,
 }
 
 /// Why an event led to no work. Each is acknowledged, counted and logged, never dead-lettered.
@@ -181,8 +185,8 @@ pub fn media_pipeline_arn(region: &str, account: &str, media_pipeline_id: &str) 
 }
 
 /// Handles one capture-queue message.
-pub async fn handle_message<M, L, P>(
-    ports: &CapturePorts<'_, M, L, P>,
+pub async fn handle_message<M, L, P, A>(
+    ports: &CapturePorts<'_, M, L, P, A>,
     config: &CaptureConfig,
     body: &str,
 ) -> Result<CaptureOutcome, StageError>
@@ -190,6 +194,7 @@ where
     M: MediaPipelines,
     L: ObjectListing,
     P: EventPublisher,
+    A: crate::ports::AuditLog,
 {
     let input = parse_capture_message(body)
         .map_err(|err| StageError::permanent("malformed_capture_event", err.to_string()))?;
@@ -220,8 +225,8 @@ where
     Ok(outcome)
 }
 
-async fn handle_event<M, L, P>(
-    ports: &CapturePorts<'_, M, L, P>,
+async fn handle_event<M, L, P, A>(
+    ports: &CapturePorts<'_, M, L, P, A>,
     config: &CaptureConfig,
     event: &MediaPipelineEvent,
 ) -> Result<CaptureOutcome, StageError>
@@ -229,6 +234,7 @@ where
     M: MediaPipelines,
     L: ObjectListing,
     P: EventPublisher,
+    A: crate::ports::AuditLog,
 {
     let (session, change) = match plan(event) {
         Plan::Done(outcome) => return Ok(outcome),
@@ -283,9 +289,26 @@ where
         sink_folder: recording_folder,
     };
     match ports.pipelines.create_concatenation(&request).await {
-        Ok(crate::ports::Concatenation::Started(id)) => Ok(CaptureOutcome::Concatenating {
-            concatenation_pipeline_id: id,
-        }),
+        Ok(crate::ports::Concatenation::Started(id)) => {
+            if let Some(audit) = ports.audit {
+                // The join is token-idempotent, so a redelivery names the same pipeline and
+                // the entry (id from its content) is not added twice.
+                let entry = telepipe_events::audit::AuditEntry::new(
+                    ports.actor,
+                    telepipe_events::audit::AuditAction::CaptureJoined,
+                    Some(session.as_str()),
+                    vec![
+                        format!("capture:{pipeline_id}"),
+                        format!("concatenation:{id}"),
+                    ],
+                    jiff::Timestamp::now().as_millisecond(),
+                );
+                audit.append(&entry).await.context(context)?;
+            }
+            Ok(CaptureOutcome::Concatenating {
+                concatenation_pipeline_id: id,
+            })
+        }
         Ok(crate::ports::Concatenation::NoAudio) => {
             fail(ports, &session, pipeline_id, CaptureFailure::CaptureEmpty).await
         }
@@ -297,8 +320,8 @@ where
 }
 
 /// Whether `{folder}audio/` holds at least one audio chunk.
-async fn list_audio<M, L, P>(
-    ports: &CapturePorts<'_, M, L, P>,
+async fn list_audio<M, L, P, A>(
+    ports: &CapturePorts<'_, M, L, P, A>,
     config: &CaptureConfig,
     folder: &str,
     context: &impl Fn() -> String,
@@ -318,8 +341,8 @@ where
         .any(is_audio_chunk))
 }
 
-async fn fail<M, L, P>(
-    ports: &CapturePorts<'_, M, L, P>,
+async fn fail<M, L, P, A>(
+    ports: &CapturePorts<'_, M, L, P, A>,
     session: &SessionId,
     pipeline_id: &str,
     reason: CaptureFailure,
