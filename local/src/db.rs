@@ -139,13 +139,8 @@ impl Db {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+/// Milliseconds since the Unix epoch: the workers' clock, one home for both runtimes.
+pub use telepipe_workers::status::now_ms;
 
 /// A random 128-bit id in hex.
 pub fn random_id() -> String {

@@ -521,7 +521,7 @@ pub async fn reprocess<D: SessionData>(
                 telepipe_events::audit::AuditAction::Reprocessed,
                 Some(session_id),
                 refs,
-                jiff::Timestamp::now().as_millisecond(),
+                telepipe_workers::status::now_ms(),
             );
             data.append_trail(&entry).await?;
             data.send(from, &refeed.body).await?;

@@ -8,8 +8,11 @@
 //! Run: `scripts/bench.sh` (builds the release binaries first), or
 //! `cargo build --release -p telepipe-workers --bins && cargo bench -p telepipe-tests --bench lambda`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+#[path = "../../workers/tests/support/mini_http.rs"]
+mod mini_http;
+
+use mini_http::{read_request, respond};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -68,36 +71,6 @@ fn runtime_api(event: Option<String>) -> (u16, Receiver<Seen>) {
         }
     });
     (port, rx)
-}
-
-fn read_request(stream: &TcpStream) -> (String, String) {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap_or(0);
-    let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
-            break;
-        }
-        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap_or(());
-    (path, String::from_utf8_lossy(&body).into_owned())
-}
-
-fn respond(mut stream: TcpStream, status: &str, headers: &str, body: &[u8]) {
-    let head = format!(
-        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream
-        .write_all(head.as_bytes())
-        .and_then(|_| stream.write_all(body));
 }
 
 /// Comprehend Medical stand-in: every operation answers `{"Entities": [], "ModelVersion": "stub"}` in CBOR.

@@ -254,6 +254,22 @@ fn deleted_event() -> String {
     .to_string()
 }
 
+/// The capture stage's ports over the mocked Chime client and in-memory stores.
+fn capture_ports<'a>(
+    pipelines: &'a ChimeMediaPipelines,
+    listing: &'a MemoryStore,
+    events: &'a MemoryEvents,
+    audit: &'a MemoryAudit,
+) -> CapturePorts<'a, ChimeMediaPipelines, MemoryStore, MemoryEvents, MemoryAudit> {
+    CapturePorts {
+        pipelines,
+        listing,
+        events,
+        audit: Some(audit),
+        actor: "lambda:capture",
+    }
+}
+
 #[tokio::test]
 async fn the_stage_asks_once_per_delivery_with_the_same_token_and_sorts_failures() {
     let config =
@@ -273,13 +289,7 @@ async fn the_stage_asks_once_per_delivery_with_the_same_token_and_sorts_failures
         .match_requests(|r| r.client_request_token() == Some(&format!("telepipe-{CAPTURE_ID}")))
         .then_output(concatenation_output);
     let pipelines = ChimeMediaPipelines::from_client(client(&[&get, &create]));
-    let ports = CapturePorts {
-        pipelines: &pipelines,
-        listing: &listing,
-        events: &events,
-        audit: Some(&audit),
-        actor: "lambda:capture",
-    };
+    let ports = capture_ports(&pipelines, &listing, &events, &audit);
     for _ in 0..2 {
         assert_eq!(
             handle_message(&ports, &config, &deleted_event())
@@ -314,13 +324,7 @@ async fn the_stage_asks_once_per_delivery_with_the_same_token_and_sorts_failures
         GetMediaPipelineError::ThrottledClientException(ThrottledClientException::builder().build())
     });
     let pipelines = ChimeMediaPipelines::from_client(client(&[&throttled]));
-    let ports = CapturePorts {
-        pipelines: &pipelines,
-        listing: &listing,
-        events: &events,
-        audit: Some(&audit),
-        actor: "lambda:capture",
-    };
+    let ports = capture_ports(&pipelines, &listing, &events, &audit);
     let err = handle_message(&ports, &config, &deleted_event())
         .await
         .unwrap_err();
@@ -333,13 +337,7 @@ async fn the_stage_asks_once_per_delivery_with_the_same_token_and_sorts_failures
         )
     });
     let pipelines = ChimeMediaPipelines::from_client(client(&[&forbidden, &refused]));
-    let ports = CapturePorts {
-        pipelines: &pipelines,
-        listing: &listing,
-        events: &events,
-        audit: Some(&audit),
-        actor: "lambda:capture",
-    };
+    let ports = capture_ports(&pipelines, &listing, &events, &audit);
     let err = handle_message(&ports, &config, &deleted_event())
         .await
         .unwrap_err();

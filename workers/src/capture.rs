@@ -301,7 +301,7 @@ where
                         format!("capture:{pipeline_id}"),
                         format!("concatenation:{id}"),
                     ],
-                    jiff::Timestamp::now().as_millisecond(),
+                    crate::status::now_ms(),
                 );
                 audit.append(&entry).await.context(context)?;
             }

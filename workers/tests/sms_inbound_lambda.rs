@@ -3,8 +3,11 @@
 //! (`TELEPIPE_MOTO_URL`, which scripts/test.sh sets). A correctly signed request → 200
 //! with empty TwiML and one message on the queue; a wrongly signed one → 403, nothing queued.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+#[path = "support/mini_http.rs"]
+mod mini_http;
+
+use mini_http::{read_request, respond};
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
@@ -12,36 +15,6 @@ use telepipe_workers::aws::twilio_webhook::{twilio_signature, EMPTY_TWIML};
 
 const WEBHOOK_URL: &str = "https://sms.example.org/twilio";
 const TOKEN: &str = "test-auth-token";
-
-fn read_request(stream: &TcpStream) -> (String, String) {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap_or(0);
-    let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
-            break;
-        }
-        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap_or(());
-    (path, String::from_utf8_lossy(&body).into_owned())
-}
-
-fn respond(mut stream: TcpStream, status: &str, headers: &str, body: &[u8]) {
-    let head = format!(
-        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream
-        .write_all(head.as_bytes())
-        .and_then(|_| stream.write_all(body));
-}
 
 /// A Runtime API serving `events` one per `/next`, reporting each `/response` body.
 fn runtime_api(events: Vec<String>) -> (u16, Receiver<String>) {
