@@ -10,8 +10,7 @@
 //! one recording once the capture ends.
 
 use crate::ids::{digest_hex, SessionId};
-use crate::pipeline::PipelineEvent;
-use crate::sessions::{redact_quoted, CHIME_SOURCE};
+use crate::pipeline::{redact_quoted, PipelineEvent, CHIME_SOURCE};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -197,3 +197,42 @@ impl PipelineEvent for ClinicalEntitiesExtracted {
 pub fn schema_version() -> u32 {
     SCHEMA_VERSION
 }
+
+/// `source` and `detail-type` of Amazon Chime SDK meeting events.
+pub const CHIME_SOURCE: &str = "aws.chime";
+
+/// serde quotes offending string values (`invalid type: string "+1 555…"`) and puts
+/// other values in backticks (`invalid type: integer `15551234567``, `unknown variant
+/// `x``): those may be addresses, so they are cut out. Field names (`missing field
+/// `start``) and the expected names after `expected` stay: they come from our types.
+pub fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_string = false;
+    let mut in_backticks: Option<bool> = None; // Some(keep) while inside backticks
+    for c in message.chars() {
+        match (c, in_string, in_backticks) {
+            ('"', _, None) => {
+                if !in_string {
+                    out.push_str("\"<redacted>\"");
+                }
+                in_string = !in_string;
+            }
+            (_, true, _) => {}
+            ('`', false, None) => {
+                let keep = out.ends_with("field ") || out.contains("expected");
+                out.push('`');
+                if !keep {
+                    out.push_str("<redacted>");
+                }
+                in_backticks = Some(keep);
+            }
+            ('`', false, Some(_)) => {
+                out.push('`');
+                in_backticks = None;
+            }
+            (_, false, Some(false)) => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}

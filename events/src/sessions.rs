@@ -11,6 +11,7 @@
 //! in its encrypted state store; nothing derived from them leaves it.
 
 use crate::pipeline::{self, PipelineEvent};
+pub use crate::pipeline::{redact_quoted, CHIME_SOURCE};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -18,8 +19,6 @@ use std::fmt;
 
 /// Default `source` of the platform's session events.
 pub const DEFAULT_SESSIONS_SOURCE: &str = "telehealth.sessions";
-/// `source` and `detail-type` of Amazon Chime SDK meeting events.
-pub const CHIME_SOURCE: &str = "aws.chime";
 pub const CHIME_DETAIL_TYPE: &str = "Chime Meeting State Change";
 /// Chime `eventType`s the worker acts on.
 pub const CHIME_EVENT_TYPES: [&str; 4] = [
@@ -387,42 +386,6 @@ fn detail<T: DeserializeOwned>(
             redact_quoted(&err.to_string())
         ))
     })
-}
-
-/// serde quotes offending string values (`invalid type: string "+1 555…"`) and puts
-/// other values in backticks (`invalid type: integer `15551234567``, `unknown variant
-/// `x``): those may be addresses, so they are cut out. Field names (`missing field
-/// `start``) and the expected names after `expected` stay: they come from our types.
-pub fn redact_quoted(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut in_string = false;
-    let mut in_backticks: Option<bool> = None; // Some(keep) while inside backticks
-    for c in message.chars() {
-        match (c, in_string, in_backticks) {
-            ('"', _, None) => {
-                if !in_string {
-                    out.push_str("\"<redacted>\"");
-                }
-                in_string = !in_string;
-            }
-            (_, true, _) => {}
-            ('`', false, None) => {
-                let keep = out.ends_with("field ") || out.contains("expected");
-                out.push('`');
-                if !keep {
-                    out.push_str("<redacted>");
-                }
-                in_backticks = Some(keep);
-            }
-            ('`', false, Some(_)) => {
-                out.push('`');
-                in_backticks = None;
-            }
-            (_, false, Some(false)) => {}
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// Parses a sessions-queue message: an EventBridge envelope (from the rules) or a

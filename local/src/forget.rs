@@ -79,7 +79,7 @@ impl LocalSessionData {
             recordings_prefix: prefix("TELEPIPE_RECORDINGS_PREFIX", "recordings/"),
             capture_prefix: prefix(
                 "TELEPIPE_CAPTURE_PREFIX",
-                telepipe_workers::config::DEFAULT_CAPTURE_PREFIX,
+                telepipe_workers::capture::DEFAULT_CAPTURE_PREFIX,
             ),
             transcripts_prefix: prefix("TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/"),
             results_prefix: prefix("TELEPIPE_RESULTS_PREFIX", "clinical/"),

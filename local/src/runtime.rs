@@ -25,16 +25,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use telepipe_workers::audit::AuditedStatus;
 use telepipe_workers::batch::{process_batch, Received};
+use telepipe_workers::capture::CaptureConfig;
 use telepipe_workers::capture::{self as capture_stage, CapturePorts};
+use telepipe_workers::clinical::ClinicalConfig;
 use telepipe_workers::clinical::{self, ClinicalPorts};
-use telepipe_workers::config::{
-    CaptureConfig, ClinicalConfig, ConfigError, ConsumerConfig, Env, EventsConfig, IntakeConfig,
-    NotifierConfig, SessionsConfig,
-};
+use telepipe_workers::config::{ConfigError, ConsumerConfig, Env, EventsConfig};
 use telepipe_workers::error::PortError;
+use telepipe_workers::intake::IntakeConfig;
 use telepipe_workers::intake::{self, IntakePorts};
+use telepipe_workers::notifier::NotifierConfig;
 use telepipe_workers::notifier::{self, NotifierPorts};
 use telepipe_workers::ports::ClinicalNlp;
+use telepipe_workers::sessions::SessionsConfig;
 use telepipe_workers::sessions::{self, SessionsPorts};
 use telepipe_workers::sweeper::{self, SweepReport, SweeperConfig, SweeperPorts};
 

@@ -76,7 +76,7 @@ impl AwsSessionConfig {
             recordings_prefix: prefix("TELEPIPE_RECORDINGS_PREFIX", "recordings/"),
             capture_prefix: prefix(
                 "TELEPIPE_CAPTURE_PREFIX",
-                telepipe_workers::config::DEFAULT_CAPTURE_PREFIX,
+                telepipe_workers::capture::DEFAULT_CAPTURE_PREFIX,
             ),
             transcripts_bucket: var("TELEPIPE_TRANSCRIPTS_BUCKET"),
             transcripts_prefix: prefix("TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/"),

@@ -8,9 +8,12 @@
 //! Run: `scripts/bench.sh` (builds the release binaries first), or
 //! `cargo build --release -p telepipe-workers --bins && cargo bench -p telepipe-tests --bench lambda`.
 
+#[path = "../../workers/tests/support/comprehend_stub.rs"]
+mod comprehend_stub;
 #[path = "../../workers/tests/support/mini_http.rs"]
 mod mini_http;
 
+use comprehend_stub::comprehend_stub;
 use mini_http::{read_request, respond};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -71,30 +74,6 @@ fn runtime_api(event: Option<String>) -> (u16, Receiver<Seen>) {
         }
     });
     (port, rx)
-}
-
-/// Comprehend Medical stand-in: every operation answers `{"Entities": [], "ModelVersion": "stub"}` in CBOR.
-fn comprehend_stub() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut body = vec![0xA2, 0x68];
-        body.extend(b"Entities");
-        body.extend([0x80, 0x6C]);
-        body.extend(b"ModelVersion");
-        body.push(0x64);
-        body.extend(b"stub");
-        for stream in listener.incoming().flatten() {
-            read_request(&stream);
-            respond(
-                stream,
-                "200 OK",
-                "Content-Type: application/cbor\r\nsmithy-protocol: rpc-v2-cbor\r\n",
-                &body,
-            );
-        }
-    });
-    port
 }
 
 fn binary(name: &str) -> PathBuf {

@@ -14,8 +14,10 @@ use telepipe_workers::aws::{
     AwsContext, EventBridgePublisher, S3Store, SqsQueue, TranscribeMedical,
 };
 use telepipe_workers::batch::{process_batch, BatchResponse, Disposition, Received};
+use telepipe_workers::clinical::ClinicalConfig;
 use telepipe_workers::clinical::{self, ClinicalPorts};
-use telepipe_workers::config::{ClinicalConfig, ConsumerConfig, Env, EventsConfig, IntakeConfig};
+use telepipe_workers::config::{ConsumerConfig, Env, EventsConfig};
+use telepipe_workers::intake::IntakeConfig;
 use telepipe_workers::intake::{self, IntakePorts};
 use telepipe_workers::memory::KeywordNlp;
 use telepipe_workers::synth::{transcript, SynthLabels};

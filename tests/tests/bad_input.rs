@@ -2,9 +2,11 @@
 //! (never a panic, never a silent drop, never a retry loop), through both stages.
 
 use telepipe_workers::batch::{process_batch, Disposition, Received};
+use telepipe_workers::clinical::ClinicalConfig;
 use telepipe_workers::clinical::{self, ClinicalPorts};
-use telepipe_workers::config::{ClinicalConfig, ConsumerConfig, Env, IntakeConfig};
+use telepipe_workers::config::{ConsumerConfig, Env};
 use telepipe_workers::error::StageError;
+use telepipe_workers::intake::IntakeConfig;
 use telepipe_workers::intake::{self, IntakePorts};
 use telepipe_workers::memory::{
     KeywordNlp, MemoryEvents, MemoryQueue, MemoryStore, MemoryTranscriber,

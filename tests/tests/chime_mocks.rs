@@ -22,8 +22,9 @@ use aws_sdk_chimesdkmediapipelines::types::{
 use aws_sdk_chimesdkmediapipelines::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use telepipe_workers::aws::ChimeMediaPipelines;
+use telepipe_workers::capture::CaptureConfig;
 use telepipe_workers::capture::{handle_message, CaptureOutcome, CapturePorts};
-use telepipe_workers::config::{CaptureConfig, Env};
+use telepipe_workers::config::Env;
 use telepipe_workers::error::PortErrorKind;
 use telepipe_workers::memory::{MemoryAudit, MemoryEvents, MemoryStore};
 use telepipe_workers::ports::{

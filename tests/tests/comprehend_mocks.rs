@@ -19,7 +19,8 @@ use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use std::time::Duration;
 use telepipe_workers::aws::ComprehendMedicalNlp;
 use telepipe_workers::clinical::analyze;
-use telepipe_workers::config::{ClinicalConfig, Env};
+use telepipe_workers::clinical::ClinicalConfig;
+use telepipe_workers::config::Env;
 use telepipe_workers::error::PortErrorKind;
 use telepipe_workers::ports::{ClinicalNlp, NlpApi};
 

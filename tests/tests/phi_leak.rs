@@ -8,8 +8,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use telepipe_events::s3::encode_key;
 use telepipe_workers::batch::{process_batch, Received};
+use telepipe_workers::clinical::ClinicalConfig;
 use telepipe_workers::clinical::{self, ClinicalPorts};
-use telepipe_workers::config::{ClinicalConfig, ConsumerConfig, Env, IntakeConfig};
+use telepipe_workers::config::{ConsumerConfig, Env};
+use telepipe_workers::intake::IntakeConfig;
 use telepipe_workers::intake::{self, IntakePorts};
 use telepipe_workers::memory::{
     KeywordNlp, MemoryEvents, MemoryQueue, MemoryStore, MemoryTranscriber,
@@ -281,13 +283,15 @@ fn no_marker_reaches_logs_or_events() {
 /// No marker may reach a log line, an event detail or a dead letter's reason or context.
 #[test]
 fn sessions_notifier_and_capture_leak_no_address_name_or_text_at_trace() {
+    use telepipe_workers::capture::CaptureConfig;
     use telepipe_workers::capture::{self, CapturePorts};
-    use telepipe_workers::config::{CaptureConfig, NotifierConfig, SessionsConfig};
     use telepipe_workers::memory::{
         MemoryLedger, MemoryNotifications, MemoryPipelines, MemoryScheduler, MemorySender,
         MemorySessionStore,
     };
+    use telepipe_workers::notifier::NotifierConfig;
     use telepipe_workers::notifier::{self, NotifierPorts};
+    use telepipe_workers::sessions::SessionsConfig;
     use telepipe_workers::sessions::{self, SessionsPorts};
 
     const SESSION_MARKERS: [&str; 6] = [

@@ -13,16 +13,16 @@ use telepipe_workers::aws::{
     AwsContext, Channels, DynamoIntentLedger, DynamoSessionStore, EventBridgePublisher,
     EventBridgeScheduler, SesEmail, SnsSms, SqsNotifications, TwilioSms,
 };
-use telepipe_workers::config::{
-    Env, EventsConfig, NotifierConfig, SchedulerConfig, SessionsConfig,
-};
+use telepipe_workers::config::{Env, EventsConfig};
 use telepipe_workers::error::{ErrorClass, PortError, PortErrorKind};
+use telepipe_workers::notifier::NotifierConfig;
 use telepipe_workers::notifier::{self, NotifierPorts, NotifyOutcome};
 use telepipe_workers::ports::{
     Claim, IntentLedger, IntentOutcome, MessageSender, OutboundMessage, SendReceipt, SessionStore,
 };
 use telepipe_workers::sessions::state::SessionState;
 use telepipe_workers::sessions::{self, SessionsPorts};
+use telepipe_workers::sessions::{SchedulerConfig, SessionsConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn events_config() -> EventsConfig {

@@ -20,17 +20,9 @@ use telepipe_events::transcribe::{
     SpeakerLabels, TranscribeOutput, TranscriptText,
 };
 
-use crate::words::{assemble_words, make_monotonic, render_text, TokenPiece, Word, WordKind};
+pub use crate::words::RecognizedSegment;
+use crate::words::{assemble_words, make_monotonic, render_text, Word, WordKind};
 use crate::WhisperError;
-
-/// One recognised Whisper segment of one channel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecognizedSegment {
-    pub start_ms: u64,
-    pub end_ms: u64,
-    /// Text tokens (no special or timestamp tokens).
-    pub tokens: Vec<TokenPiece>,
-}
 
 /// What was recognised, by channel layout.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +200,7 @@ fn channel_results(channels: &[Vec<RecognizedSegment>]) -> Results<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::words::TokenPiece;
     use telepipe_events::transcribe::TranscribeOutput;
 
     fn seg(start: u64, end: u64, tokens: &[(&str, u64, u64)]) -> RecognizedSegment {

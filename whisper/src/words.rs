@@ -20,6 +20,15 @@
 //! Token text is bytes, not `str`: a multi-byte character can be split across two BPE tokens,
 //! so bytes are joined per word before UTF-8 decoding.
 
+/// One recognised Whisper segment of one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecognizedSegment {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// Text tokens (no special or timestamp tokens).
+    pub tokens: Vec<TokenPiece>,
+}
+
 /// One decoded text token of a Whisper segment (special and timestamp tokens already removed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenPiece {
@@ -176,11 +185,7 @@ fn ends_sentence(token: &TokenPiece) -> bool {
 ///    run past the end of its speech region or of the audio.
 ///
 /// With no speech regions (silence, or nothing detected) step 2 is skipped.
-pub fn place_tokens(
-    segments: &mut [crate::transcript::RecognizedSegment],
-    speech: &[(u64, u64)],
-    audio_end_ms: u64,
-) {
+pub fn place_tokens(segments: &mut [RecognizedSegment], speech: &[(u64, u64)], audio_end_ms: u64) {
     let mut tokens: Vec<&mut TokenPiece> = segments
         .iter_mut()
         .flat_map(|s| s.tokens.iter_mut())
@@ -423,8 +428,8 @@ mod tests {
         assert_eq!(words[1].end_ms, Some(900));
     }
 
-    fn segment(tokens: &[(&str, u64)]) -> crate::transcript::RecognizedSegment {
-        crate::transcript::RecognizedSegment {
+    fn segment(tokens: &[(&str, u64)]) -> RecognizedSegment {
+        RecognizedSegment {
             start_ms: 0,
             end_ms: 0,
             tokens: tokens
@@ -434,7 +439,7 @@ mod tests {
         }
     }
 
-    fn times(segments: &[crate::transcript::RecognizedSegment]) -> Vec<(u64, u64)> {
+    fn times(segments: &[RecognizedSegment]) -> Vec<(u64, u64)> {
         segments
             .iter()
             .flat_map(|s| s.tokens.iter().map(|t| (t.start_ms, t.end_ms)))

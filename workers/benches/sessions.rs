@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use telepipe_events::sessions::{parse_session_message, DEFAULT_SESSIONS_SOURCE};
-use telepipe_workers::config::{Env, SessionsConfig};
+use telepipe_workers::config::Env;
 use telepipe_workers::memory::{
     MemoryEvents, MemoryNotifications, MemoryScheduler, MemorySessionStore,
 };
+use telepipe_workers::sessions::SessionsConfig;
 use telepipe_workers::sessions::{handle_message, SessionsPorts};
 
 const SESSIONS: usize = 2_000;

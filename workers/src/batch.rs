@@ -20,7 +20,6 @@ use crate::metrics;
 use crate::ports::{DeadLetter, MessageQueue};
 use crate::telemetry::{self, ATTR_CORRELATION_ID};
 use futures::FutureExt;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
@@ -37,7 +36,6 @@ pub struct Received {
 }
 
 impl Received {
-    #[cfg(feature = "aws")]
     /// From a Lambda SQS record; `None` when it lacks the id or handle needed to answer for it.
     pub fn from_lambda(message: aws_lambda_events::event::sqs::SqsMessage) -> Option<Self> {
         let receive_count = message
@@ -87,18 +85,9 @@ impl Disposition {
     }
 }
 
-/// The partial batch response Lambda expects from an SQS consumer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchResponse {
-    #[serde(rename = "batchItemFailures")]
-    pub batch_item_failures: Vec<BatchItemFailure>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchItemFailure {
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
-}
+/// The partial batch response Lambda expects from an SQS consumer: `aws_lambda_events`'
+/// own types, so the field names are Lambda's by construction.
+pub use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse as BatchResponse};
 
 /// The visibility delay before receive number `receive_count + 1`: doubling from the
 /// base, capped, with "equal jitter" (half fixed, half random) so a burst of throttled
@@ -254,9 +243,7 @@ where
                 process_one(stage, message, queue, config, &handle).await
             };
             if disposition.keeps_message() {
-                response.batch_item_failures.push(BatchItemFailure {
-                    item_identifier: message.message_id.clone(),
-                });
+                response.add_failure(message.message_id.clone());
             }
             dispositions.push(disposition);
         }

@@ -24,7 +24,7 @@
 //! no longer known does the stage fall back to the session's own capture folder, built from
 //! the envelope's account and region.
 
-use crate::config::CaptureConfig;
+use crate::config::{prefix, ConfigError, Env};
 use crate::error::{PortErrorKind, PortResultExt, StageError};
 use crate::metrics;
 use crate::ports::{
@@ -363,6 +363,50 @@ where
             )
         })?;
     Ok(CaptureOutcome::Failed(reason))
+}
+
+/// Where platforms point their Chime media capture sinks, below the recordings bucket.
+pub const DEFAULT_CAPTURE_PREFIX: &str = "captures/";
+
+/// The `capture` stage's settings (Chime SDK media capture → one recording).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureConfig {
+    /// `TELEPIPE_RECORDINGS_BUCKET` (required): holds captures and recordings.
+    pub recordings_bucket: String,
+    /// `TELEPIPE_RECORDINGS_PREFIX` (default `recordings/`): where the joined recording goes.
+    pub recordings_prefix: String,
+    /// `TELEPIPE_CAPTURE_PREFIX` (default `captures/`): capture sinks are `{prefix}{session_id}`.
+    pub capture_prefix: String,
+}
+
+impl CaptureConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let config = Self {
+            recordings_bucket: env.required("TELEPIPE_RECORDINGS_BUCKET")?,
+            recordings_prefix: prefix(env, "TELEPIPE_RECORDINGS_PREFIX", "recordings/")?,
+            capture_prefix: prefix(env, "TELEPIPE_CAPTURE_PREFIX", DEFAULT_CAPTURE_PREFIX)?,
+        };
+        // Overlapping prefixes would feed capture chunks to intake one by one.
+        if config.capture_prefix.starts_with(&config.recordings_prefix)
+            || config.recordings_prefix.starts_with(&config.capture_prefix)
+        {
+            return Err(ConfigError {
+                variable: "TELEPIPE_CAPTURE_PREFIX",
+                problem: "must not overlap TELEPIPE_RECORDINGS_PREFIX".into(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// `{capture prefix}{session}/`: the sink folder of a session's capture.
+    pub fn capture_folder(&self, session: &str) -> String {
+        format!("{}{session}/", self.capture_prefix)
+    }
+
+    /// `{recordings prefix}{session}/`: where the joined recording is written.
+    pub fn recording_folder(&self, session: &str) -> String {
+        format!("{}{session}/", self.recordings_prefix)
+    }
 }
 
 #[cfg(test)]

@@ -15,10 +15,12 @@
 //! `received` and `rejected` under the object reference for a refused upload, and
 //! `failed` for any other permanent failure; a status write failure is retryable.
 
-use crate::config::IntakeConfig;
+use crate::capture::DEFAULT_CAPTURE_PREFIX;
+use crate::config::{prefix, ConfigError, Env};
 use crate::error::{PortErrorKind, PortResultExt, StageError};
 use crate::media::{MediaFormat, SNIFF_BYTES};
 use crate::metrics;
+use crate::ports::SpeakerMode;
 use crate::ports::{
     EventPublisher, JobStart, MedicalJobRequest, ObjectStore, OutgoingEvent, Transcriber,
 };
@@ -433,6 +435,100 @@ impl<P: EventPublisher, St: StatusStore> Rejection<'_, P, St> {
     }
 }
 
+/// The `intake` stage's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeConfig {
+    /// `TELEPIPE_RECORDINGS_PREFIX` (default `recordings/`).
+    pub recordings_prefix: String,
+    /// `TELEPIPE_MAX_RECORDING_BYTES` (default 2 GiB, Transcribe's cap).
+    pub max_recording_bytes: u64,
+    /// `TELEPIPE_TRANSCRIPTS_BUCKET` (required).
+    pub transcripts_bucket: String,
+    /// `TELEPIPE_TRANSCRIPTS_PREFIX` (default `transcripts/`).
+    pub transcripts_prefix: String,
+    /// `TELEPIPE_TRANSCRIPTS_KMS_KEY_ID` (optional): KMS key for transcript output.
+    pub transcripts_kms_key_id: Option<String>,
+    /// `TELEPIPE_CHANNEL_IDENTIFICATION` (default false) or `TELEPIPE_MAX_SPEAKERS` (default 2, 2–30).
+    pub speakers: SpeakerMode,
+    /// `TELEPIPE_SPECIALTY` (default `PRIMARYCARE`, the only one Transcribe Medical offers).
+    pub specialty: String,
+    /// `TELEPIPE_CONVERSATION_TYPE` (default `CONVERSATION`; or `DICTATION`).
+    pub conversation_type: String,
+    /// `TELEPIPE_CAPTURE_PREFIX` (default `captures/`): Chime capture artifacts, which
+    /// intake acknowledges and ignores if a notification brings them.
+    pub capture_prefix: String,
+    /// `TELEPIPE_VOCABULARY_NAME` (optional): a Transcribe Medical custom vocabulary.
+    pub vocabulary_name: Option<String>,
+    /// `TELEPIPE_IDENTIFY_PHI` (default false): `ContentIdentificationType=PHI`.
+    pub identify_phi: bool,
+}
+
+pub const DEFAULT_MAX_RECORDING_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+impl IntakeConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let channels = env.flag("TELEPIPE_CHANNEL_IDENTIFICATION", false)?;
+        let max_speakers =
+            env.parsed("TELEPIPE_MAX_SPEAKERS", 2u8, "a whole number from 2 to 30")?;
+        if !(2..=30).contains(&max_speakers) {
+            return Err(ConfigError {
+                variable: "TELEPIPE_MAX_SPEAKERS",
+                problem: "must be from 2 to 30".into(),
+            });
+        }
+        let conversation_type = env
+            .or("TELEPIPE_CONVERSATION_TYPE", "CONVERSATION")
+            .to_ascii_uppercase();
+        if !matches!(conversation_type.as_str(), "CONVERSATION" | "DICTATION") {
+            return Err(ConfigError {
+                variable: "TELEPIPE_CONVERSATION_TYPE",
+                problem: "must be CONVERSATION or DICTATION".into(),
+            });
+        }
+        let max_recording_bytes = env.parsed(
+            "TELEPIPE_MAX_RECORDING_BYTES",
+            DEFAULT_MAX_RECORDING_BYTES,
+            "a size in bytes",
+        )?;
+        Ok(Self {
+            recordings_prefix: prefix(env, "TELEPIPE_RECORDINGS_PREFIX", "recordings/")?,
+            max_recording_bytes,
+            transcripts_bucket: env.required("TELEPIPE_TRANSCRIPTS_BUCKET")?,
+            transcripts_prefix: prefix(env, "TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/")?,
+            transcripts_kms_key_id: env.optional("TELEPIPE_TRANSCRIPTS_KMS_KEY_ID"),
+            speakers: if channels {
+                SpeakerMode::ChannelIdentification
+            } else {
+                SpeakerMode::SpeakerLabels { max_speakers }
+            },
+            specialty: env.or("TELEPIPE_SPECIALTY", "PRIMARYCARE"),
+            conversation_type,
+            capture_prefix: prefix(env, "TELEPIPE_CAPTURE_PREFIX", DEFAULT_CAPTURE_PREFIX)?,
+            vocabulary_name: vocabulary_name(env, "TELEPIPE_VOCABULARY_NAME")?,
+            identify_phi: env.flag("TELEPIPE_IDENTIFY_PHI", false)?,
+        })
+    }
+}
+
+/// Transcribe's vocabulary names: 1–200 of letters, digits, `.`, `_`, `-`.
+fn vocabulary_name(env: &Env, variable: &'static str) -> Result<Option<String>, ConfigError> {
+    let Some(name) = env.optional(variable) else {
+        return Ok(None);
+    };
+    let name = name.trim().to_owned();
+    if name.len() > 200
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(ConfigError {
+            variable,
+            problem: "must be 1-200 of letters, digits, '.', '_', '-'".into(),
+        });
+    }
+    Ok(Some(name))
+}
+
 #[cfg(test)]
 mod reprocess_tests {
     use super::*;
@@ -511,5 +607,60 @@ mod reprocess_tests {
         ] {
             assert_eq!(reprocess_attempt(&text), 1);
         }
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+    use crate::config::Env;
+
+    #[test]
+    fn missing_required_variable_is_named() {
+        let err = IntakeConfig::from_env(&Env::from_pairs(&[])).unwrap_err();
+        assert_eq!(err.variable, "TELEPIPE_TRANSCRIPTS_BUCKET");
+        assert!(err
+            .to_string()
+            .contains("TELEPIPE_TRANSCRIPTS_BUCKET is not set"));
+    }
+
+    #[test]
+    fn invalid_values_are_named_with_what_was_given() {
+        let pairs = [
+            ("TELEPIPE_TRANSCRIPTS_BUCKET", "t"),
+            ("TELEPIPE_MAX_SPEAKERS", "many"),
+        ];
+        let err = IntakeConfig::from_env(&Env::from_pairs(&pairs)).unwrap_err();
+        assert_eq!(err.variable, "TELEPIPE_MAX_SPEAKERS");
+        assert!(err.problem.contains("\"many\""));
+        let pairs = [
+            ("TELEPIPE_TRANSCRIPTS_BUCKET", "t"),
+            ("TELEPIPE_MAX_SPEAKERS", "31"),
+        ];
+        assert_eq!(
+            IntakeConfig::from_env(&Env::from_pairs(&pairs))
+                .unwrap_err()
+                .variable,
+            "TELEPIPE_MAX_SPEAKERS"
+        );
+    }
+
+    #[test]
+    fn defaults_and_prefix_normalisation() {
+        let pairs = [
+            ("TELEPIPE_TRANSCRIPTS_BUCKET", "t"),
+            ("TELEPIPE_RECORDINGS_PREFIX", "calls"),
+        ];
+        let cfg = IntakeConfig::from_env(&Env::from_pairs(&pairs)).unwrap();
+        assert_eq!(cfg.recordings_prefix, "calls/");
+        assert_eq!(cfg.transcripts_prefix, "transcripts/");
+        assert_eq!(cfg.max_recording_bytes, DEFAULT_MAX_RECORDING_BYTES);
+        assert_eq!(cfg.speakers, SpeakerMode::SpeakerLabels { max_speakers: 2 });
+        let pairs = [
+            ("TELEPIPE_TRANSCRIPTS_BUCKET", "t"),
+            ("TELEPIPE_CHANNEL_IDENTIFICATION", "true"),
+        ];
+        let cfg = IntakeConfig::from_env(&Env::from_pairs(&pairs)).unwrap();
+        assert_eq!(cfg.speakers, SpeakerMode::ChannelIdentification);
     }
 }

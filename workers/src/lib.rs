@@ -28,6 +28,7 @@ pub mod ports;
 pub mod records;
 pub mod replies;
 pub mod retry;
+pub mod session_state;
 pub mod sessions;
 pub mod status;
 pub mod sweeper;

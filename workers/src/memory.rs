@@ -471,7 +471,7 @@ pub struct MemorySessionStore {
 }
 
 impl MemorySessionStore {
-    pub fn get(&self, session_id: &str) -> Option<crate::sessions::state::SessionState> {
+    pub fn get(&self, session_id: &str) -> Option<crate::session_state::SessionState> {
         self.sessions
             .lock()
             .unwrap()
@@ -491,7 +491,7 @@ impl crate::ports::SessionStore for MemorySessionStore {
 
     async fn save(
         &self,
-        state: &crate::sessions::state::SessionState,
+        state: &crate::session_state::SessionState,
         expected: Option<u64>,
     ) -> Result<u64, PortError> {
         self.failures.next("dynamodb", "PutItem")?;

@@ -307,7 +307,7 @@ pub trait MessageQueue: Send + Sync {
 /// A session's state with the revision it was read at (for conditional writes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSession {
-    pub state: crate::sessions::state::SessionState,
+    pub state: crate::session_state::SessionState,
     pub revision: u64,
 }
 
@@ -322,7 +322,7 @@ pub trait SessionStore: Send + Sync {
     /// otherwise fails with `PortErrorKind::Conflict`. Returns the new revision.
     fn save(
         &self,
-        state: &crate::sessions::state::SessionState,
+        state: &crate::session_state::SessionState,
         expected: Option<u64>,
     ) -> impl Future<Output = Result<u64, PortError>> + Send;
 

@@ -11,9 +11,10 @@
 //! publishes around them. Idempotent: the suppression list is a set, events and the HELP
 //! answer's intent are derived from the provider's message id.
 
+use crate::config::{ConfigError, Env, Secret, TwilioCredentials};
 use crate::error::{PortResultExt, StageError};
 use crate::ports::{EventPublisher, NotificationQueue, OutgoingEvent, SessionStore, Suppressions};
-use crate::sessions::state::SessionState;
+use crate::session_state::SessionState;
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use telepipe_events::notify::{NotificationKind, NotificationRequest, Recipient};
@@ -281,6 +282,46 @@ fn intent_name(intent: ReplyIntent) -> &'static str {
 
 fn language_name(language: ReplyLanguage) -> &'static str {
     language.as_str()
+}
+
+/// The `sms-inbound` webhook's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundConfig {
+    /// `TELEPIPE_TWILIO_WEBHOOK_URL` (optional): the URL exactly as configured in Twilio
+    /// (signatures are computed over it), for a custom domain; unset, the function URL
+    /// the request came to (its domain as Lambda reports it, never a request header).
+    pub webhook_url: Option<String>,
+    /// `TELEPIPE_TWILIO_SECRET_ARN`, else `TELEPIPE_TWILIO_ACCOUNT_SID` +
+    /// `TELEPIPE_TWILIO_AUTH_TOKEN`: whose auth token signs the webhooks.
+    pub credentials: TwilioCredentials,
+    /// `TELEPIPE_REPLIES_QUEUE_URL` (required): where valid messages go.
+    pub replies_queue_url: String,
+}
+
+impl InboundConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let webhook_url = env.optional("TELEPIPE_TWILIO_WEBHOOK_URL");
+        if webhook_url
+            .as_ref()
+            .is_some_and(|url| !url.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                variable: "TELEPIPE_TWILIO_WEBHOOK_URL",
+                problem: "must be the https URL configured in Twilio".into(),
+            });
+        }
+        Ok(Self {
+            webhook_url,
+            credentials: match env.optional("TELEPIPE_TWILIO_SECRET_ARN") {
+                Some(secret_id) => TwilioCredentials::SecretsManager { secret_id },
+                None => TwilioCredentials::Env {
+                    account_sid: env.or("TELEPIPE_TWILIO_ACCOUNT_SID", ""),
+                    auth_token: Secret(env.required("TELEPIPE_TWILIO_AUTH_TOKEN")?),
+                },
+            },
+            replies_queue_url: env.required("TELEPIPE_REPLIES_QUEUE_URL")?,
+        })
+    }
 }
 
 #[cfg(test)]

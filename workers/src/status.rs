@@ -11,7 +11,7 @@
 //! attempt 1) or, when it was refused before a job name could be derived, its object
 //! reference. Attempt `n > 1` of a transcription runs as job `{base}-a{n}`.
 
-pub use crate::config::StatusConfig;
+use crate::config::{ConfigError, Env};
 use crate::error::{PortError, StageError};
 use std::future::Future;
 use telepipe_events::ids::{is_valid_job_name, MAX_JOB_NAME_LEN};
@@ -363,6 +363,24 @@ pub fn split_attempt(job_name: &str) -> (&str, u32) {
         }
     }
     (job_name, 1)
+}
+
+/// Where the status store is on AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusConfig {
+    /// `TELEPIPE_STATUS_TABLE` (required): the DynamoDB table name or ARN.
+    pub table: String,
+    /// `TELEPIPE_STATUS_TTL_DAYS` (default 90; 0 = keep forever): `expires_at` on every item.
+    pub ttl_days: u32,
+}
+
+impl StatusConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: env.required("TELEPIPE_STATUS_TABLE")?,
+            ttl_days: env.parsed("TELEPIPE_STATUS_TTL_DAYS", 90u32, "whole days")?,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! stages: job names are deterministic (a second start answers `AlreadyExists`), event
 //! ids are stable, and the status store keeps one entry per recording, attempt and step.
 
-pub use crate::config::SweeperConfig;
+use crate::config::{minutes_within, prefix, ConfigError, Env};
 use crate::error::{ErrorClass, PortErrorKind, PortResultExt, StageError};
 use crate::ports::{EventPublisher, JobState, OutgoingEvent, RefeedQueue, Transcriber};
 use crate::status::{
@@ -498,6 +498,92 @@ where
         recording: recording.recording.clone(),
         stage: recording.state,
     })
+}
+
+/// The sweeper's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweeperConfig {
+    /// `TELEPIPE_DEADLINE_{RECEIVED,TRANSCRIBING,TRANSCRIBED,EXTRACTING}_MINUTES` and
+    /// `TELEPIPE_TRANSCRIBE_CHECK_MINUTES`.
+    pub deadlines: crate::status::Deadlines,
+    /// `TELEPIPE_TRANSCRIBE_MAX_ATTEMPTS` (default 3, 1–10): transcription attempts per
+    /// recording, the first included.
+    pub max_attempts: u32,
+    /// `TELEPIPE_TRANSCRIPTS_BUCKET` (required): where retried jobs write, and where a
+    /// completed job's transcript is re-announced from.
+    pub transcripts_bucket: String,
+    /// `TELEPIPE_TRANSCRIPTS_PREFIX` (default `transcripts/`).
+    pub transcripts_prefix: String,
+    /// `TELEPIPE_TRANSCRIPTS_KMS_KEY_ID` (optional): KMS key for retried jobs' output.
+    pub transcripts_kms_key_id: Option<String>,
+}
+
+impl SweeperConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        // Deadlines from a minute to a week.
+        let minutes = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            let default = u32::try_from(default).unwrap_or(u32::MAX);
+            minutes_within(env, name, default, 1..=10_080).map(u64::from)
+        };
+        let defaults = crate::status::Deadlines::default();
+        let deadlines = crate::status::Deadlines {
+            received_minutes: minutes(
+                "TELEPIPE_DEADLINE_RECEIVED_MINUTES",
+                defaults.received_minutes,
+            )?,
+            transcribe_check_minutes: minutes(
+                "TELEPIPE_TRANSCRIBE_CHECK_MINUTES",
+                defaults.transcribe_check_minutes,
+            )?,
+            transcribing_minutes: minutes(
+                "TELEPIPE_DEADLINE_TRANSCRIBING_MINUTES",
+                defaults.transcribing_minutes,
+            )?,
+            transcribed_minutes: minutes(
+                "TELEPIPE_DEADLINE_TRANSCRIBED_MINUTES",
+                defaults.transcribed_minutes,
+            )?,
+            extracting_minutes: minutes(
+                "TELEPIPE_DEADLINE_EXTRACTING_MINUTES",
+                defaults.extracting_minutes,
+            )?,
+        };
+        let max_attempts = env.parsed(
+            "TELEPIPE_TRANSCRIBE_MAX_ATTEMPTS",
+            3u32,
+            "a whole number from 1 to 10",
+        )?;
+        if !(1..=10).contains(&max_attempts) {
+            return Err(ConfigError {
+                variable: "TELEPIPE_TRANSCRIBE_MAX_ATTEMPTS",
+                problem: "must be from 1 to 10".into(),
+            });
+        }
+        let transcripts_prefix = prefix(env, "TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/")?;
+        Ok(Self {
+            deadlines,
+            max_attempts,
+            transcripts_bucket: env.required("TELEPIPE_TRANSCRIPTS_BUCKET")?,
+            transcripts_prefix,
+            transcripts_kms_key_id: env.optional("TELEPIPE_TRANSCRIPTS_KMS_KEY_ID"),
+        })
+    }
+}
+
+/// Where the sweeper re-feeds `clinical`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefeedConfig {
+    /// `TELEPIPE_CLINICAL_QUEUE_URL` (required): the clinical queue, for re-sending lost
+    /// transcript notifications.
+    pub clinical_queue_url: String,
+}
+
+impl RefeedConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            clinical_queue_url: env.required("TELEPIPE_CLINICAL_QUEUE_URL")?,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -144,11 +144,8 @@ fn backoff_doubles_with_jitter_up_to_the_cap() {
 
 #[test]
 fn partial_batch_response_has_lambdas_field_names() {
-    let response = telepipe_workers::batch::BatchResponse {
-        batch_item_failures: vec![telepipe_workers::batch::BatchItemFailure {
-            item_identifier: "m1".into(),
-        }],
-    };
+    let mut response = telepipe_workers::batch::BatchResponse::default();
+    response.add_failure("m1".to_owned());
     assert_eq!(
         serde_json::to_string(&response).unwrap(),
         r#"{"batchItemFailures":[{"itemIdentifier":"m1"}]}"#

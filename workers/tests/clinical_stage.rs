@@ -5,10 +5,11 @@ use proptest::prelude::*;
 use telepipe_events::results::{ClinicalEntity, Labelling, ResultsDocument};
 use telepipe_events::s3::encode_key;
 use telepipe_workers::clinical::conversation::Conversation;
+use telepipe_workers::clinical::ClinicalConfig;
 use telepipe_workers::clinical::{
     analyze, handle_message, rebase, ClinicalPorts, TranscriptOutcome,
 };
-use telepipe_workers::config::{ClinicalConfig, Env};
+use telepipe_workers::config::Env;
 use telepipe_workers::error::{ErrorClass, PortError, PortErrorKind};
 use telepipe_workers::memory::{KeywordNlp, MemoryEvents, MemoryStatus, MemoryStore};
 use telepipe_workers::ports::{ClinicalNlp, NlpApi};

@@ -1,8 +1,9 @@
 //! `intake` decisions with in-memory ports: every outcome and error class.
 
 use telepipe_events::s3::encode_key;
-use telepipe_workers::config::{Env, IntakeConfig};
+use telepipe_workers::config::Env;
 use telepipe_workers::error::{ErrorClass, PortErrorKind};
+use telepipe_workers::intake::IntakeConfig;
 use telepipe_workers::intake::{handle_message, IntakePorts, RecordOutcome};
 use telepipe_workers::memory::{MemoryEvents, MemoryStatus, MemoryStore, MemoryTranscriber};
 use telepipe_workers::ports::SpeakerMode;

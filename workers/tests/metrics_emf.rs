@@ -8,9 +8,11 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use telepipe_events::s3::encode_key;
 use telepipe_workers::batch::{process_batch, Received};
+use telepipe_workers::clinical::ClinicalConfig;
 use telepipe_workers::clinical::{self, ClinicalPorts};
-use telepipe_workers::config::{ClinicalConfig, ConsumerConfig, Env, IntakeConfig};
+use telepipe_workers::config::{ConsumerConfig, Env};
 use telepipe_workers::error::{PortErrorKind, StageError};
+use telepipe_workers::intake::IntakeConfig;
 use telepipe_workers::intake::{self, IntakePorts};
 use telepipe_workers::memory::{
     KeywordNlp, MemoryEvents, MemoryQueue, MemoryStore, MemoryTranscriber,

@@ -3,56 +3,18 @@
 //! (`TELEPIPE_MOTO_URL`, which scripts/test.sh sets). A correctly signed request → 200
 //! with empty TwiML and one message on the queue; a wrongly signed one → 403, nothing queued.
 
-#[path = "support/mini_http.rs"]
-mod mini_http;
+mod support {
+    pub mod mini_http;
+    pub mod runtime_api;
+}
 
-use mini_http::{read_request, respond};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
+use support::runtime_api::{runtime_api, Answer};
 use telepipe_workers::aws::twilio_webhook::{twilio_signature, EMPTY_TWIML};
 
 const WEBHOOK_URL: &str = "https://sms.example.org/twilio";
 const TOKEN: &str = "test-auth-token";
-
-/// A Runtime API serving `events` one per `/next`, reporting each `/response` body.
-fn runtime_api(events: Vec<String>) -> (u16, Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        let mut events = events.into_iter().enumerate();
-        for stream in listener.incoming().flatten() {
-            let (path, body) = read_request(&stream);
-            if path.ends_with("/invocation/next") {
-                match events.next() {
-                    Some((n, payload)) => {
-                        let deadline = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .unwrap()
-                            .as_millis()
-                            + 60_000;
-                        let headers = format!(
-                            "Lambda-Runtime-Aws-Request-Id: req-{n}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:sms-inbound\r\n"
-                        );
-                        respond(stream, "200 OK", &headers, payload.as_bytes());
-                    }
-                    None => {
-                        std::thread::spawn(move || {
-                            std::thread::sleep(Duration::from_secs(120));
-                            drop(stream)
-                        });
-                    }
-                }
-            } else {
-                let _ = tx.send(body);
-                respond(stream, "202 Accepted", "", b"{}");
-            }
-        }
-    });
-    (port, rx)
-}
 
 fn function_url_event(params: &[(&str, &str)], signature: &str) -> String {
     let body: String = form_urlencoded::Serializer::new(String::new())
@@ -137,10 +99,11 @@ async fn signed_webhooks_are_queued_and_unsigned_ones_refused_by_the_built_lambd
     let _ = child.kill();
     let _ = child.wait();
 
-    let first: serde_json::Value = serde_json::from_str(&first.unwrap()).unwrap();
+    let body = |answer: Result<Answer, _>| answer.expect("an answer within 30 s").response();
+    let first: serde_json::Value = serde_json::from_str(&body(first)).unwrap();
     assert_eq!(first["statusCode"], 200);
     assert_eq!(first["body"], EMPTY_TWIML);
-    let second: serde_json::Value = serde_json::from_str(&second.unwrap()).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&body(second)).unwrap();
     assert_eq!(second["statusCode"], 403);
 
     let received = sqs

@@ -2,9 +2,11 @@
 //! transitions the stages record (idempotent under duplicate deliveries).
 
 use telepipe_events::s3::{encode_key, parse_notification, S3Notification};
+use telepipe_workers::clinical::ClinicalConfig;
 use telepipe_workers::clinical::{self, ClinicalPorts};
-use telepipe_workers::config::{ClinicalConfig, Env, IntakeConfig};
+use telepipe_workers::config::Env;
 use telepipe_workers::error::{ErrorClass, PortErrorKind};
+use telepipe_workers::intake::IntakeConfig;
 use telepipe_workers::intake::{self, IntakePorts, RecordOutcome};
 use telepipe_workers::memory::{
     KeywordNlp, MemoryEvents, MemoryRefeed, MemoryStatus, MemoryStore, MemoryTranscriber,

@@ -11,7 +11,7 @@
 use super::{classify, AwsContext};
 use crate::error::{PortError, PortErrorKind};
 use crate::ports::{Claim, IntentLedger, IntentOutcome, SessionStore, StoredSession};
-use crate::sessions::state::SessionState;
+use crate::session_state::SessionState;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use jiff::{SignedDuration, Timestamp};
@@ -114,7 +114,7 @@ impl SessionStore for DynamoSessionStore {
                 .item("sk", s(&state.session_id));
             if let Some(at) = self
                 .retention
-                .and_then(|keep| crate::sessions::state::expires_at(state, keep))
+                .and_then(|keep| crate::session_state::expires_at(state, keep))
             {
                 index = index.item("expires_at", n(at.as_second()));
             }
@@ -137,7 +137,7 @@ impl SessionStore for DynamoSessionStore {
             .item("updated_at", n(Timestamp::now().as_second()));
         if let Some(at) = self
             .retention
-            .and_then(|keep| crate::sessions::state::expires_at(state, keep))
+            .and_then(|keep| crate::session_state::expires_at(state, keep))
         {
             request = request.item("expires_at", n(at.as_second()));
         }

@@ -2,11 +2,11 @@
 //! their payload to an SQS queue once and delete themselves.
 
 use super::{classify, AwsContext};
-use crate::config::SchedulerConfig;
 use crate::error::PortError;
 use crate::error::PortErrorKind;
 use crate::ports::{OneTimeSchedule, ScheduleCreated, ScheduleTarget, Scheduler};
 use crate::sessions::policy::at_expression;
+use crate::sessions::SchedulerConfig;
 use aws_sdk_scheduler::types::{
     ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode,
     RetryPolicy, Target,

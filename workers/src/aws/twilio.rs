@@ -11,8 +11,9 @@
 //! Twilio's code kept as `twilio:{code}`.
 
 use super::AwsContext;
-use crate::config::{Secret, TwilioConfig, TwilioCredentials};
+use crate::config::{Secret, TwilioCredentials};
 use crate::error::{PortError, PortErrorKind};
+use crate::notifier::TwilioConfig;
 use crate::ports::{MessageSender, OutboundMessage, SendReceipt};
 use base64::Engine;
 use http_body_util::{BodyExt, Full};

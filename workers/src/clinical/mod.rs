@@ -11,9 +11,9 @@
 //! is retryable.
 
 pub mod chunk;
+mod config;
 pub mod conversation;
 
-use crate::config::ClinicalConfig;
 use crate::error::{PortErrorKind, PortResultExt, StageError};
 use crate::metrics;
 use crate::ports::{ClinicalNlp, EventPublisher, NlpApi, ObjectStore, OutgoingEvent, PutOptions};
@@ -21,6 +21,7 @@ use crate::records::for_each_record;
 use crate::status::{now_ms, record_for_stage, split_attempt, State, StatusStore, Transition};
 use crate::telemetry;
 use chunk::{chunk_text, Chunk};
+pub use config::{ClinicalConfig, DEFAULT_MAX_TRANSCRIPT_BYTES};
 use conversation::Conversation;
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;

@@ -15,15 +15,16 @@
 //! The SMS and email clients run with SDK retries off, so nothing resends underneath.
 
 pub mod address;
+mod config;
 pub mod templates;
 
-use crate::config::NotifierConfig;
 use crate::error::{ErrorClass, PortResultExt, StageError};
 use crate::ports::{
     Claim, EventPublisher, IntentLedger, IntentOutcome, MessageSender, OutboundMessage,
     OutgoingEvent, SessionStore, Suppressions,
 };
-use crate::sessions::state::SessionState;
+use crate::session_state::SessionState;
+pub use config::{NotifierAwsConfig, NotifierConfig, SmsProvider, TwilioConfig};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use telepipe_events::notify::{

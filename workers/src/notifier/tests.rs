@@ -5,7 +5,7 @@ use crate::config::Env;
 use crate::error::PortErrorKind;
 use crate::memory::{MemoryEvents, MemoryLedger, MemorySender, MemorySessionStore};
 use crate::ports::SessionStore;
-use crate::sessions::state::{Booking, Timing};
+use crate::session_state::{Booking, Timing};
 use telepipe_events::notify::Recipient;
 use telepipe_events::sessions::Participant;
 

@@ -10,15 +10,17 @@
 //! deduplicates). A schedule orphaned by a lost race still cannot notify wrongly: the
 //! notifier re-reads the session before sending.
 
+mod config;
 pub mod policy;
-pub mod state;
+/// The stored state of a session (its own module, below the ports that store it).
+pub use crate::session_state as state;
 
-use crate::config::SessionsConfig;
 use crate::error::{PortResultExt, StageError};
 use crate::ports::{
     EventPublisher, NotificationQueue, OneTimeSchedule, OutgoingEvent, ScheduleCreated,
     ScheduleTarget, Scheduler, SessionStore,
 };
+pub use config::{SchedulerConfig, SessionsAwsConfig, SessionsConfig};
 use jiff::{SignedDuration, Timestamp};
 use policy::plan_reminders;
 use state::{Booking, SessionState, Timing};
