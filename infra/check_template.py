@@ -1,20 +1,51 @@
 """Project rules for infra/template.yaml that cfn-lint and checkov do not know.
 
-Run by scripts/check-infra.sh (optional argument: another template path) with the tools venv's Python (it uses cfn-lint's YAML
-decoder, which understands the short intrinsic-function tags). Prints two summary lines
-on success (rules 1-4, then rules 5-6); on failure prints every problem and exits 1.
+Run by scripts/check-infra.sh with the tools venv's Python (it uses cfn-lint's YAML decoder,
+which understands the short intrinsic-function tags):
+
+    check_template.py [TEMPLATE] [--layout PerStage|Router ...] [--workers DIR]
+
+TEMPLATE defaults to infra/template.yaml; --workers (default workers/src) is the Rust source
+rule 3 reads, e.g. a small fake tree in a test. Rules 1, 2 and 4 look at the template as
+written; rules 3, 5, 6 and 7 run once per FunctionLayout value (--layout, default: every
+AllowedValue), on the template as that layout deploys it: resources whose Condition is false
+for it are left out, and every Fn::If on a condition it decides takes its branch (conditions
+on other parameters stay open: both branches are checked, as before). On success prints one
+summary line for rules 1, 2 and 4 and two per layout (rules 3 and 7; rules 5 and 6); on
+failure prints every problem and exits 1.
 
 1. Every `Metadata: checkov: skip:` entry names a check id and gives its reason.
 2. EventBridge event patterns (rules and archives) are plain JSON: no intrinsic functions,
    so tests and humans can read them as they are.
-3. Every variable a worker reads is set on that worker's function, and no TELEPIPE_*
-   variable is set that no worker reads:
-   - the function's `Metadata.BuildProperties.Binary` names workers/src/bin/<Binary>.rs;
-   - the `XxxConfig::from_env` calls in that binary name the config sections it reads;
-   - the "TELEPIPE_..." literals inside `impl XxxConfig` in workers/src/config.rs are
-     that section's variables;
-   - "TELEPIPE_..." literals anywhere else in workers/src (non-test code) and LOG_LEVEL
-     (workers/src/telemetry.rs) are read by every binary.
+3. Every variable a function's stage(s) read is set on it, and nothing else TELEPIPE_*:
+   - config sections: each top-level `impl <Name>` block whose type name ends in `Config`,
+     in any non-test .rs file under workers/src (not bin/); the "TELEPIPE_..." string
+     literals inside it are that section's variables. Non-test: files named tests.rs or
+     under a tests/ folder, and every item carrying #[cfg(test)], are skipped;
+   - a stage's sections: the `XxxConfig::from_env(` calls in the body of
+     `fn build_<stage>(` (stage name, `-` as `_`) in workers/src/lambda/stages.rs, and
+     through every other `Type::from_env(` call there, those in `fn from_env` of that
+     type's top-level impl blocks (e.g. a consumer wrapper reading ConsumerConfig);
+   - shared variables, read by every stage: "TELEPIPE_..." literals anywhere else in
+     non-test workers/src code outside bin/, plus LOG_LEVEL (workers/src/telemetry.rs),
+     except TELEPIPE_STAGE, which only the telepipe-lambda binary reads; literals in
+     workers/src/bin/<Binary>.rs are read by that binary's functions;
+   - a function's stage: its `Metadata.BuildProperties.Binary` (workers/src/bin/<Binary>.rs
+     must exist); for Binary telepipe-lambda, its TELEPIPE_STAGE: one stage name, or `auto`
+     for the SQS stages intake, clinical, sessions, notifier, capture, replies;
+   - with TELEPIPE_STAGE auto a section variable TELEPIPE_X may instead be set for one stage
+     as TELEPIPE_{STAGE}__X (STAGE upper-cased, `-` as `_`), which that stage reads first;
+     a scoped variable must be a section variable of a stage the function serves, and
+     shared variables are set unscoped (they are not read through a stage's scope);
+   - no unscoped TELEPIPE_* variable is set that none of the function's stages reads;
+   - parity with the per-stage layout: a telepipe-lambda function gives every variable its
+     stages read the value the function of that stage's own binary has (unset = ''); one
+     serving a single stage has that function's properties but for its description; the
+     `auto` one has their SQS events, at least their timeout and memory (parameter
+     defaults), and their IAM statements, unchanged, but for the `ConfineSqsPollingToOwnQueue`
+     Deny, replaced by one Deny for all its queues;
+   - every SQS event's queue has a VisibilityTimeout of at least the function's Timeout
+     (Lambda refuses the event source otherwise).
 4. Every AWS::Events::Rule's EventPattern equals the pattern declared for that resource
    in infra/event-rules.json (the single declaration the local runtime's bus also routes
    by), and every rule declared there exists in the template.
@@ -41,10 +72,15 @@ on success (rules 1-4, then rules 5-6); on failure prints every problem and exit
      Invoke directly;
    - every function behind an AuthType NONE URL has ReservedConcurrentExecutions (a flood
      cannot take the account's concurrency) and both permissions.
+7. Every function's environment fits Lambda's 4 KB (4,096 bytes of the variables as compact
+   JSON, names included, as Lambda measures them), estimated for long names: NamePrefix of
+   20 characters, a 14-character region, generated role names of 64 characters, the other
+   parameters at their defaults, and the longer branch of every open Fn::If.
 """
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import json
 import re
@@ -56,43 +92,470 @@ from cfnlint.decode import decode
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
 WORKERS = ROOT / "workers" / "src"
-LITERAL = re.compile(r'"(TELEPIPE_[A-Z0-9_]+)"')
-TOP_LEVEL_ITEM = re.compile(r"^(pub|fn|struct|enum|mod|use|const|static|type|trait|#\[|macro_rules!)")
-IMPL = re.compile(r"^impl(?:<[^>]*>)?\s+(?:[\w:<>']+\s+for\s+)?(\w+)")
+VARIABLE = re.compile(r"TELEPIPE_[A-Z0-9_]+")
+FROM_ENV = re.compile(r"\b(\w+)::from_env\s*\(")
+IMPL = re.compile(r"^impl(?:<[^>{]*>)?\s+(?:[\w:<>', ]+?\s+for\s+)?(?:[\w]+::)*(\w+)", re.M)
+CFG_TEST = re.compile(r"#\[cfg\(test\)\]")
+
+# The router (workers/src/lambda/, workers/src/bin/telepipe-lambda.rs).
+ROUTER_BINARY = "telepipe-lambda"
+STAGE_VARIABLE = "TELEPIPE_STAGE"
+SQS_STAGES = ("intake", "clinical", "sessions", "notifier", "capture", "replies")
+STAGES = SQS_STAGES + ("sweeper", "sms-inbound")
+AUTO = "auto"
+STAGES_RS = Path("lambda") / "stages.rs"
+LAYOUT_PARAMETER = "FunctionLayout"
+# The per-stage statement the router replaces by one Deny for all of its queues.
+CONFINE_SID = "ConfineSqsPollingToOwnQueue"
+SQS_POLLING = {"sqs:receivemessage", "sqs:deletemessage", "sqs:getqueueattributes"}
 
 
-def non_test_code(text: str) -> str:
-    """The part of a Rust file before its `#[cfg(test)]` module."""
-    return text.split("#[cfg(test)]", 1)[0]
+def scope(stage: str) -> str:
+    """TELEPIPE_{scope}__X is the router's value of TELEPIPE_X for this stage."""
+    return stage.upper().replace("-", "_")
 
 
-def config_sections(config_rs: Path) -> dict[str, set[str]]:
-    """Variables read inside each top-level `impl Type` block of config.rs."""
-    sections: dict[str, set[str]] = {}
-    current: str | None = None
-    for line in non_test_code(config_rs.read_text()).splitlines():
-        impl = IMPL.match(line)
-        if impl:
-            current = impl.group(1)
-            sections.setdefault(current, set())
-            continue
-        if TOP_LEVEL_ITEM.match(line):
-            current = None
-        found = set(LITERAL.findall(line))
-        if found:
-            sections.setdefault(current or "<outside any impl>", set()).update(found)
-    return sections
+# ----- Rust source (rule 3) ---------------------------------------------------------------
 
 
-def shared_variables() -> set[str]:
-    """TELEPIPE_* literals read outside config.rs (e.g. aws/mod.rs), plus LOG_LEVEL."""
-    found: set[str] = {"LOG_LEVEL"}
-    for path in sorted(WORKERS.rglob("*.rs")):
-        # config.rs is read per section; binaries and test modules are not shared code.
-        if path.name in ("config.rs", "tests.rs") or "bin" in path.relative_to(WORKERS).parts:
-            continue
-        found.update(LITERAL.findall(non_test_code(path.read_text())))
+class RustFile:
+    """A Rust file with comments and literals blanked out (same offsets), its string
+    literals, and the spans of its #[cfg(test)] items."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.code, self.strings = self._mask(text)
+        self.test_spans = self._test_spans()
+
+    @staticmethod
+    def _mask(text: str) -> tuple[str, list[tuple[int, str]]]:
+        out = list(text)
+        strings: list[tuple[int, str]] = []
+        i, n = 0, len(text)
+
+        def blank(a: int, b: int) -> None:
+            for k in range(a, min(b, n)):
+                if out[k] != "\n":
+                    out[k] = " "
+
+        while i < n:
+            c = text[i]
+            if text.startswith("//", i):
+                j = text.find("\n", i)
+                j = n if j < 0 else j
+                blank(i, j)
+                i = j
+            elif text.startswith("/*", i):
+                depth, j = 1, i + 2
+                while j < n and depth:
+                    if text.startswith("/*", j):
+                        depth, j = depth + 1, j + 2
+                    elif text.startswith("*/", j):
+                        depth, j = depth - 1, j + 2
+                    else:
+                        j += 1
+                blank(i, j)
+                i = j
+            elif (raw := re.match(r'b?r(#*)"', text[i : i + 260])) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+                close = '"' + raw.group(1)
+                start = i + raw.end()
+                j = text.find(close, start)
+                j = n if j < 0 else j
+                strings.append((i, text[start:j]))
+                blank(i, j + len(close))
+                i = j + len(close)
+            elif c == '"' or (c == "b" and text.startswith('b"', i) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_"))):
+                start = i + (2 if c == "b" else 1)
+                j = start
+                while j < n and text[j] != '"':
+                    j += 2 if text[j] == "\\" else 1
+                strings.append((i, text[start:j]))
+                blank(i, j + 1)
+                i = j + 1
+            elif c == "'":
+                # A char literal ('x', '\n', '\u{7f}', '{'), or a lifetime ('a), left alone.
+                if text.startswith("\\", i + 1):
+                    j = i + 2
+                    while j < n and text[j] != "'":
+                        j += 1
+                    blank(i, j + 1)
+                    i = j + 1
+                elif i + 2 < n and text[i + 2] == "'":
+                    blank(i, i + 3)
+                    i += 3
+                else:
+                    i += 1
+            else:
+                i += 1
+        return "".join(out), strings
+
+    def matching(self, open_at: int) -> int:
+        """Offset just past the brace closing the one at `open_at` (in code)."""
+        depth = 0
+        for k in range(open_at, len(self.code)):
+            if self.code[k] == "{":
+                depth += 1
+            elif self.code[k] == "}":
+                depth -= 1
+                if depth == 0:
+                    return k + 1
+        return len(self.code)
+
+    def item_end(self, start: int) -> int:
+        """End of the item starting at `start`: its `;` or its closing brace."""
+        semi = self.code.find(";", start)
+        brace = self.code.find("{", start)
+        if brace < 0 or (0 <= semi < brace):
+            return len(self.code) if semi < 0 else semi + 1
+        return self.matching(brace)
+
+    def _test_spans(self) -> list[tuple[int, int]]:
+        return [(m.start(), self.item_end(m.end())) for m in CFG_TEST.finditer(self.code)]
+
+    def in_test(self, offset: int) -> bool:
+        return any(a <= offset < b for a, b in self.test_spans)
+
+    def variables(self, start: int = 0, end: int | None = None) -> set[str]:
+        """The "TELEPIPE_..." string literals in [start, end) outside test items."""
+        end = len(self.text) if end is None else end
+        return {
+            value
+            for at, value in self.strings
+            if start <= at < end and VARIABLE.fullmatch(value) and not self.in_test(at)
+        }
+
+    def impls(self) -> list[tuple[str, int, int]]:
+        """(type name, start, end) of each top-level `impl` block outside test items."""
+        found = []
+        for m in IMPL.finditer(self.code):
+            if self.in_test(m.start()):
+                continue
+            brace = self.code.find("{", m.end())
+            if brace >= 0:
+                found.append((m.group(1), m.start(), self.matching(brace)))
+        return found
+
+    def fn_body(self, name: str, start: int = 0, end: int | None = None) -> str | None:
+        """The code (literals blanked) of the body of `fn name(` in [start, end), if any."""
+        end = len(self.code) if end is None else end
+        m = re.compile(r"\bfn\s+%s\s*[(<]" % re.escape(name)).search(self.code, start, end)
+        if not m or self.in_test(m.start()):
+            return None
+        paren = self.code.find("(", m.start())
+        depth, k = 0, paren
+        while k < len(self.code):
+            depth += {"(": 1, ")": -1}.get(self.code[k], 0)
+            if depth == 0:
+                break
+            k += 1
+        brace = self.code.find("{", k)
+        return None if brace < 0 else self.code[brace : self.matching(brace)]
+
+
+def is_test_file(path: Path, workers: Path) -> bool:
+    parts = path.relative_to(workers).parts
+    return path.name == "tests.rs" or "tests" in parts[:-1]
+
+
+class Source:
+    """What rule 3 knows of workers/src: config sections, shared variables, stages."""
+
+    def __init__(self, workers: Path):
+        self.workers = workers
+        self.sections: dict[str, set[str]] = {}
+        self.section_files: dict[str, str] = {}
+        self.shared: set[str] = {"LOG_LEVEL"}
+        self.problems: list[str] = []
+        # Every other top-level impl block: `Type::from_env(` calls are followed through it.
+        self.impls: dict[str, list[tuple[RustFile, int, int]]] = {}
+        for path in sorted(workers.rglob("*.rs")):
+            relative = path.relative_to(workers)
+            if is_test_file(path, workers) or relative.parts[0] == "bin":
+                continue
+            rust = RustFile(path.read_text())
+            inside: list[tuple[int, int]] = []
+            for name, start, end in rust.impls():
+                if not name.endswith("Config"):
+                    self.impls.setdefault(name, []).append((rust, start, end))
+                    continue
+                if name in self.section_files and self.section_files[name] != str(relative):
+                    self.problems.append(
+                        f"workers/src: `impl {name}` in both {self.section_files[name]} and {relative}"
+                    )
+                self.sections.setdefault(name, set()).update(rust.variables(start, end))
+                self.section_files[name] = str(relative)
+                inside.append((start, end))
+            self.shared |= {
+                value
+                for at, value in rust.strings
+                if VARIABLE.fullmatch(value)
+                and not rust.in_test(at)
+                and not any(a <= at < b for a, b in inside)
+            }
+        self.shared.discard(STAGE_VARIABLE)
+        stages_rs = workers / STAGES_RS
+        self.stages_rust = RustFile(stages_rs.read_text()) if stages_rs.is_file() else None
+        self.every_section_variable: set[str] = set().union(*self.sections.values()) if self.sections else set()
+
+    def binary(self, binary: str) -> RustFile | None:
+        path = self.workers / "bin" / f"{binary}.rs"
+        return RustFile(path.read_text()) if path.is_file() else None
+
+    def sections_read(self, code: str, seen: set[str] | None = None) -> set[str]:
+        """The sections `code` reads: its `XxxConfig::from_env(` calls, and those of the
+        `from_env` of every other type it calls `Type::from_env(` on (e.g. a consumer
+        wrapper reading ConsumerConfig), followed through that type's impl blocks."""
+        seen = set() if seen is None else seen
+        found: set[str] = set()
+        for name in FROM_ENV.findall(code):
+            if name.endswith("Config"):
+                found.add(name)
+            elif name not in seen:
+                seen.add(name)
+                for rust, start, end in self.impls.get(name, []):
+                    body = rust.fn_body("from_env", start, end)
+                    if body is not None:
+                        found |= self.sections_read(body, seen)
+        return found
+
+    def stage_sections(self, stage: str) -> tuple[set[str], str] | None:
+        """The config sections `stage` reads, and where they were found."""
+        function = "build_" + stage.replace("-", "_")
+        if self.stages_rust is not None:
+            body = self.stages_rust.fn_body(function)
+            if body is not None:
+                return self.sections_read(body), f"{function} in workers/src/{STAGES_RS}"
+        return None
+
+    def section_variables(self, sections: set[str]) -> set[str]:
+        return set().union(*(self.sections.get(s, set()) for s in sections)) if sections else set()
+
+
+def served_stages(name: str, binary: str, env: dict, problems: list[str]) -> list[str] | None:
+    """The stages a function serves: its binary's, or telepipe-lambda's TELEPIPE_STAGE."""
+    if binary != ROUTER_BINARY:
+        return [binary]
+    value = env.get(STAGE_VARIABLE)
+    if value == AUTO:
+        return list(SQS_STAGES)
+    if isinstance(value, str) and value in STAGES:
+        return [value]
+    problems.append(
+        f"{name}: Binary {ROUTER_BINARY} needs {STAGE_VARIABLE} set to one of {', '.join(STAGES)} "
+        f"or {AUTO} (a plain string), not {json.dumps(value)}"
+    )
+    return None
+
+
+def blank(value: object) -> object:
+    """A variable's value as the workers see it: unset and '' (or spaces) are the same."""
+    return "" if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+def per_stage_functions(all_resources: dict) -> dict[str, tuple[str, dict]]:
+    """stage -> (name, resource) of the function built from that stage's own binary."""
+    found: dict[str, tuple[str, dict]] = {}
+    for name, resource in all_resources.items():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            binary = (((resource.get("Metadata") or {}).get("BuildProperties")) or {}).get("Binary")
+            if binary in STAGES:
+                found.setdefault(binary, (name, resource))
     return found
+
+
+def statement_key(statement: object) -> str:
+    return json.dumps(statement, sort_keys=True)
+
+
+def function_statements(props: dict, all_resources: dict) -> list[dict]:
+    """Inline statements and those of the template's managed policies the function names."""
+    found: list[dict] = []
+    for policy in as_list(props.get("Policies")):
+        if isinstance(policy, dict) and "Statement" in policy:
+            found += [s for s in as_list(policy["Statement"]) if isinstance(s, dict)]
+        elif isinstance(policy, dict) and list(policy) == ["Ref"]:
+            managed = all_resources.get(policy["Ref"], {})
+            if managed.get("Type") == "AWS::IAM::ManagedPolicy":
+                document = (managed.get("Properties") or {}).get("PolicyDocument") or {}
+                found += [s for s in as_list(document.get("Statement")) if isinstance(s, dict)]
+    return found
+
+
+def default_number(value: object, parameters: dict) -> int | None:
+    if isinstance(value, dict) and list(value) == ["Ref"]:
+        value = (parameters.get(value["Ref"]) or {}).get("Default")
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def router_parity(
+    name: str, props: dict, served: list[str], template: dict, problems: list[str]
+) -> None:
+    """A telepipe-lambda function against the per-stage functions of its stages."""
+    all_resources = template.get("Resources", {})
+    parameters = template.get("Parameters", {})
+    originals = per_stage_functions(all_resources)
+    missing = [s for s in served if s not in originals]
+    if missing:
+        problems.append(f"{name}: no per-stage function (Binary {'/'.join(missing)}) to check it against")
+        return
+    if len(served) == 1:
+        original_name, original = originals[served[0]]
+        mine = json.loads(json.dumps(props))
+        theirs = json.loads(json.dumps(original.get("Properties") or {}))
+        for p in (mine, theirs):
+            p.pop("Description", None)
+            ((p.get("Environment") or {}).get("Variables") or {}).pop(STAGE_VARIABLE, None)
+        for key in sorted(set(mine) | set(theirs)):
+            if mine.get(key) != theirs.get(key):
+                problems.append(f"{name}: {key} differs from {original_name}'s (they must stay equal)")
+        return
+    # TELEPIPE_STAGE auto: the SQS stages in one function.
+    events: dict = {}
+    statements: dict[str, dict] = {}
+    queues: list[object] = []
+    for stage in served:
+        original_name, original = originals[stage]
+        theirs = original.get("Properties") or {}
+        for event, spec in (theirs.get("Events") or {}).items():
+            events[event] = spec
+            if (spec or {}).get("Type") == "SQS":
+                queues.append((spec.get("Properties") or {}).get("Queue"))
+        for statement in function_statements(theirs, all_resources):
+            if statement.get("Sid") != CONFINE_SID:
+                statements[statement_key(statement)] = statement
+        for key in ("CodeUri", "Handler", "Runtime", "Architectures", "Tracing"):
+            if props.get(key) != theirs.get(key):
+                problems.append(f"{name}: {key} differs from {original_name}'s")
+        timeout, own = default_number(props.get("Timeout"), parameters), default_number(theirs.get("Timeout"), parameters)
+        if timeout is None or own is None or timeout < own:
+            problems.append(f"{name}: Timeout {props.get('Timeout')} is below {original_name}'s ({theirs.get('Timeout')})")
+        memory, own = default_number(props.get("MemorySize"), parameters), default_number(theirs.get("MemorySize"), parameters)
+        if memory is None or own is None or memory < own:
+            problems.append(
+                f"{name}: MemorySize {json.dumps(props.get('MemorySize'))} (default) is below "
+                f"{original_name}'s ({json.dumps(theirs.get('MemorySize'))})"
+            )
+    if (props.get("Events") or {}) != events:
+        problems.append(f"{name}: Events differ from the SQS events of the per-stage functions of {', '.join(served)}")
+    mine = {statement_key(s): s for s in function_statements(props, all_resources)}
+    confine = [s for s in mine.values() if s.get("Effect") == "Deny" and "NotResource" in s]
+    for key, statement in mine.items():
+        if key not in statements and statement not in confine:
+            problems.append(f"{name}: statement {statement.get('Sid', '(no Sid)')} is in no per-stage function of its stages")
+    for key, statement in statements.items():
+        if key not in mine:
+            problems.append(f"{name}: lacks statement {statement.get('Sid', '(no Sid)')} of its stages' functions (unchanged)")
+    if len(confine) != 1 or not (
+        {str(a).lower() for a in as_list(confine[0].get("Action"))} == SQS_POLLING
+        and sorted(map(statement_key, as_list(confine[0]["NotResource"]))) == sorted(map(statement_key, queues))
+    ):
+        problems.append(
+            f"{name}: needs one Deny of {sorted(SQS_POLLING)} with NotResource exactly its SQS events' queues "
+            f"(it replaces each stage's {CONFINE_SID})"
+        )
+
+
+def worker_variables(template: dict, resolved: dict, source: Source, problems: list[str]) -> list[str]:
+    """Rule 3 on the resolved template; `template` is the template as written (parity)."""
+    resources = resolved.get("Resources", {})
+    all_resources = template.get("Resources", {})
+    summary: list[str] = []
+    sections_of: dict[str, set[str]] = {}
+    for stage in STAGES:
+        found = source.stage_sections(stage)
+        if found is not None:
+            sections_of[stage] = found[0]
+            unknown = sorted(found[0] - source.sections.keys())
+            if unknown:
+                problems.append(f"{found[1]} reads {unknown}, not found as `impl` blocks under workers/src")
+    for name, resource in resources.items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        binary = (((resource.get("Metadata") or {}).get("BuildProperties")) or {}).get("Binary")
+        bin_rs = source.binary(binary) if isinstance(binary, str) else None
+        if bin_rs is None:
+            problems.append(f"{name}: Metadata.BuildProperties.Binary {binary!r} is not a file in workers/src/bin")
+            continue
+        props = resource.get("Properties") or {}
+        env = (props.get("Environment") or {}).get("Variables") or {}
+        served = served_stages(name, binary, env, problems)
+        if served is None:
+            continue
+        router = binary == ROUTER_BINARY
+        auto = router and env.get(STAGE_VARIABLE) == AUTO
+        base = set(source.shared) | bin_rs.variables()
+        if router:
+            base.add(STAGE_VARIABLE)
+        reads: set[str] = set(base)  # everything some served stage reads, unscoped
+        own: dict[str, set[str]] = {}  # stage -> its section variables
+        for stage in served:
+            if stage in sections_of:
+                own[stage] = source.section_variables(sections_of[stage])
+            else:
+                problems.append(f"{name}: stage {stage}: no `fn build_{stage.replace('-', '_')}` in workers/src/{STAGES_RS}")
+                own[stage] = set()
+            reads |= own[stage]
+        scopes = {scope(s): s for s in served}
+        missing: list[str] = []
+        needed = {(None, v) for v in base} | {(s, v) for s in served for v in own[s] - base}
+        for stage in served:
+            for variable in sorted(base | own[stage]):
+                scoped = f"TELEPIPE_{scope(stage)}__{variable[len('TELEPIPE_'):]}"
+                if variable in env or (auto and variable in own[stage] and scoped in env):
+                    continue
+                missing.append(variable if len(served) == 1 else f"{variable} ({stage})")
+        stale: list[str] = []
+        for variable in env:
+            if not variable.startswith("TELEPIPE_"):
+                continue
+            head, sep, rest = variable[len("TELEPIPE_"):].partition("__")
+            if sep:
+                stage = scopes.get(head)
+                if not auto or stage is None or f"TELEPIPE_{rest}" not in own[stage]:
+                    stale.append(variable)
+            elif variable not in reads:
+                stale.append(variable)
+        if missing:
+            problems.append(f"{name}: Environment lacks {missing} ({'/'.join(served)} reads them)")
+        if stale:
+            problems.append(
+                f"{name}: Environment sets {stale}, which {'/'.join(served)} does not read"
+                + (" (TELEPIPE_{STAGE}__X: X must be a config variable of a stage it serves, with TELEPIPE_STAGE auto)" if any("__" in v for v in stale) else "")
+            )
+        if router:
+            # Parity is about the template as written (both layouts' resources).
+            written = (all_resources.get(name) or {}).get("Properties") or {}
+            router_parity(name, written, served, template, problems)
+            written_env = (written.get("Environment") or {}).get("Variables") or {}
+            originals = per_stage_functions(all_resources)
+            for stage in served:
+                if stage not in originals:
+                    continue
+                original_name, original = originals[stage]
+                theirs = ((original.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
+                for variable in sorted((base | own[stage]) - {STAGE_VARIABLE}):
+                    scoped = f"TELEPIPE_{scope(stage)}__{variable[len('TELEPIPE_'):]}"
+                    value = written_env.get(scoped, written_env.get(variable)) if auto else written_env.get(variable)
+                    if blank(value) != blank(theirs.get(variable)):
+                        problems.append(
+                            f"{name}: {stage} reads {variable} = {json.dumps(value)}, "
+                            f"{original_name} has {json.dumps(theirs.get(variable))}"
+                        )
+        # Lambda refuses an SQS event source whose queue's visibility is below the timeout.
+        timeout = props.get("Timeout")
+        for event, spec in (props.get("Events") or {}).items():
+            if (spec or {}).get("Type") != "SQS":
+                continue
+            queue = is_getatt_of((spec.get("Properties") or {}).get("Queue"), {"AWS::SQS::Queue"}, resources)
+            visibility = ((resources.get(queue or "", {}).get("Properties")) or {}).get("VisibilityTimeout", 30)
+            if isinstance(visibility, int) and isinstance(timeout, int) and visibility < timeout:
+                problems.append(f"{name}: event {event}: {queue} VisibilityTimeout {visibility} is below the Timeout {timeout}")
+        label = binary if not router else f"{ROUTER_BINARY}[{env.get(STAGE_VARIABLE)}]"
+        summary.append(f"{label} {len(needed) - len(missing)}/{len(needed)}")
+    return summary
 
 
 def has_intrinsic(value: object) -> bool:
@@ -145,16 +608,22 @@ BREAK_GLASS_NEEDS = (
     "transcribe:DeleteMedicalTranscriptionJob",
 )
 # The only other holders of a destructive action, and why.
+# With FunctionLayout Router, RouterFunction's role holds the same grants through one
+# managed policy per stage (Router<Stage>Policy): the holder is that policy.
 WORKER_DELETE_EXCEPTIONS = {
     ("SessionsFunction", "scheduler:DeleteSchedule"): "cancels its own reminder schedules",
     ("NotifierFunction", "dynamodb:DeleteItem"): "releases its own notification claims",
     ("RepliesFunction", "dynamodb:DeleteItem"): "lifts a number's suppression when it opts back in",
+    ("RouterSessionsPolicy", "scheduler:DeleteSchedule"): "the sessions stage's grant, in the router",
+    ("RouterNotifierPolicy", "dynamodb:DeleteItem"): "the notifier stage's grant, in the router",
+    ("RouterRepliesPolicy", "dynamodb:DeleteItem"): "the replies stage's grant, in the router",
 }
 # Exceptions confined to DynamoDB partitions: every statement of the holder granting the
 # action must carry a ForAllValues:StringLike / StringEquals dynamodb:LeadingKeys condition
 # whose values all start with this prefix.
 WORKER_DELETE_SCOPES = {
     ("RepliesFunction", "dynamodb:DeleteItem"): "suppress#",
+    ("RouterRepliesPolicy", "dynamodb:DeleteItem"): "suppress#",
 }
 
 
@@ -191,6 +660,12 @@ def policy_statements(resources: dict, problems: list[str]):
             for policy in as_list(props.get("Policies")):
                 if isinstance(policy, dict) and "Statement" in policy:
                     documents.append((name, policy))
+                elif (
+                    isinstance(policy, dict)
+                    and list(policy) == ["Ref"]
+                    and resources.get(str(policy["Ref"]), {}).get("Type") == "AWS::IAM::ManagedPolicy"
+                ):
+                    continue  # a managed policy of the template: its statements are its own
                 elif isinstance(policy, dict):
                     problems.append(
                         f"{name}: SAM policy template {sorted(policy)} is not checked by the audit "
@@ -500,8 +975,211 @@ def public_endpoints(template: dict, problems: list[str]) -> str:
     return f"public endpoints: {names} (capped concurrency, URL-only permissions)"
 
 
+
+# ----- layouts: the template as one FunctionLayout deploys it ---------------------------
+
+NO_VALUE = object()
+
+
+def condition_values(template: dict, fixed: dict[str, str]) -> dict[str, bool | None]:
+    """Each condition's value when only the `fixed` parameters are known (None: open)."""
+    conditions = template.get("Conditions") or {}
+    values: dict[str, bool | None] = {}
+
+    def operand(value: object) -> str | None:
+        if isinstance(value, dict) and list(value) == ["Ref"]:
+            return fixed.get(str(value["Ref"]))
+        return value if isinstance(value, str) else None
+
+    def evaluate(expression: object) -> bool | None:
+        if not isinstance(expression, dict) or len(expression) != 1:
+            return None
+        (function, args), = expression.items()
+        if function == "Condition":
+            return value_of(str(args))
+        if function == "Fn::Equals":
+            a, b = (operand(x) for x in args)
+            return None if a is None or b is None else a == b
+        if function == "Fn::Not":
+            inner = evaluate(args[0])
+            return None if inner is None else not inner
+        if function in ("Fn::And", "Fn::Or"):
+            results = [evaluate(x) for x in args]
+            decisive = function == "Fn::Or"  # Or: any True decides; And: any False decides
+            if decisive in results:
+                return decisive
+            return None if None in results else not decisive
+        return None
+
+    def value_of(name: str) -> bool | None:
+        if name not in values:
+            values[name] = None  # no cycles in valid templates; guards recursion anyway
+            values[name] = evaluate(conditions.get(name))
+        return values[name]
+
+    for name in conditions:
+        value_of(name)
+    return values
+
+
+def resolve(value: object, conditions: dict[str, bool | None]) -> object:
+    """Fn::If on a decided condition takes its branch; AWS::NoValue disappears."""
+    if isinstance(value, dict):
+        if list(value) == ["Fn::If"] and isinstance(value["Fn::If"], list) and len(value["Fn::If"]) == 3:
+            name, yes, no = value["Fn::If"]
+            decided = conditions.get(str(name))
+            if decided is not None:
+                return resolve(yes if decided else no, conditions)
+            branches = [resolve(branch, conditions) for branch in (yes, no)]
+            return {"Fn::If": [name] + [{"Ref": "AWS::NoValue"} if b is NO_VALUE else b for b in branches]}
+        if list(value) == ["Ref"] and value["Ref"] == "AWS::NoValue":
+            return NO_VALUE
+        out = {}
+        for key, item in value.items():
+            item = resolve(item, conditions)
+            if item is not NO_VALUE:
+                out[key] = item
+        return out
+    if isinstance(value, list):
+        return [item for item in (resolve(x, conditions) for x in value) if item is not NO_VALUE]
+    return value
+
+
+def deployed(template: dict, fixed: dict[str, str]) -> dict:
+    """The template as deployed with `fixed` parameters: false-conditioned resources out."""
+    conditions = condition_values(template, fixed)
+    resolved = dict(template)
+    resources = {}
+    for name, resource in (template.get("Resources") or {}).items():
+        if conditions.get(str(resource.get("Condition"))) is False:
+            continue
+        resources[name] = resolve(resource, conditions)
+    resolved["Resources"] = resources
+    return resolved
+
+
+# ----- 7. environment size ----------------------------------------------------------------
+
+ENV_LIMIT = 4096  # bytes: Lambda's quota for a function's variables, not adjustable
+LONG_NAME_PREFIX = "p" * 20  # NamePrefix's AllowedPattern allows up to 20 characters
+LONG_REGION = "ap-southeast-4"  # 14 characters, the longest region codes
+ACCOUNT = "123456789012"
+GENERATED_ROLE_NAME = "r" * 64  # CloudFormation's generated role names reach 64
+
+
+class Unknown(Exception):
+    pass
+
+
+def estimate(value: object, template: dict) -> str:
+    """A value's longest plausible text once deployed (see rule 7)."""
+    resources = template.get("Resources") or {}
+    parameters = template.get("Parameters") or {}
+
+    def named(resource: str, prop: str) -> str:
+        props = (resources.get(resource) or {}).get("Properties") or {}
+        if prop not in props:
+            raise Unknown(f"{resource} has no {prop}")
+        return estimate(props[prop], template)
+
+    def ref(name: str) -> str:
+        pseudo = {"AWS::Region": LONG_REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+        if name in pseudo:
+            return pseudo[name]
+        if name == "NamePrefix":
+            return LONG_NAME_PREFIX
+        if name in parameters:
+            return str(parameters[name].get("Default", ""))
+        kind = (resources.get(name) or {}).get("Type")
+        if kind == "AWS::SQS::Queue":
+            return f"https://sqs.{LONG_REGION}.amazonaws.com/{ACCOUNT}/" + named(name, "QueueName")
+        if kind == "AWS::S3::Bucket":
+            return named(name, "BucketName")
+        if kind == "AWS::DynamoDB::Table":
+            return named(name, "TableName")
+        if kind in ("AWS::Events::EventBus", "AWS::Scheduler::ScheduleGroup"):
+            return named(name, "Name")
+        if kind == "AWS::SecretsManager::Secret":
+            return f"arn:aws:secretsmanager:{LONG_REGION}:{ACCOUNT}:secret:" + named(name, "Name") + "-AbCdEf"
+        raise Unknown(f"Ref {name} ({kind})")
+
+    def getatt(name: str, attribute: str) -> str:
+        kind = (resources.get(name) or {}).get("Type")
+        props = (resources.get(name) or {}).get("Properties") or {}
+        if kind == "AWS::SQS::Queue" and attribute == "Arn":
+            return f"arn:aws:sqs:{LONG_REGION}:{ACCOUNT}:" + named(name, "QueueName")
+        if kind == "AWS::SQS::Queue" and attribute == "QueueName":
+            return named(name, "QueueName")
+        if kind == "AWS::KMS::Key" and attribute == "Arn":
+            return f"arn:aws:kms:{LONG_REGION}:{ACCOUNT}:key/" + "k" * 36
+        if kind == "AWS::IAM::Role" and attribute == "Arn":
+            role = estimate(props["RoleName"], template) if "RoleName" in props else GENERATED_ROLE_NAME
+            return f"arn:aws:iam::{ACCOUNT}:role/" + role
+        raise Unknown(f"Fn::GetAtt {name}.{attribute} ({kind})")
+
+    def sub(text: str, variables: dict) -> str:
+        def one(match: re.Match) -> str:
+            key = match.group(1)
+            if key in variables:
+                return estimate(variables[key], template)
+            if "." in key:
+                return getatt(*key.split(".", 1))
+            return ref(key)
+
+        return re.sub(r"\$\{(?!!)([^}]+)\}", one, text)
+
+    if isinstance(value, (str, int, float, bool)):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, dict) and len(value) == 1:
+        (function, args), = value.items()
+        if function == "Ref":
+            return ref(str(args))
+        if function == "Fn::GetAtt":
+            target = args.split(".", 1) if isinstance(args, str) else args
+            return getatt(str(target[0]), str(target[1]))
+        if function == "Fn::Sub":
+            return sub(args, {}) if isinstance(args, str) else sub(args[0], args[1])
+        if function == "Fn::If":
+            branches = [estimate(branch, template) for branch in args[1:]]
+            return max(branches, key=len)
+        if function == "Fn::Join":
+            return str(args[0]).join(estimate(x, template) for x in args[1])
+    raise Unknown(json.dumps(value))
+
+
+def environment_sizes(resolved: dict, problems: list[str]) -> str:
+    largest: tuple[int, str] = (0, "none")
+    for name, resource in (resolved.get("Resources") or {}).items():
+        if resource.get("Type") not in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            continue
+        variables = (((resource.get("Properties") or {}).get("Environment")) or {}).get("Variables") or {}
+        try:
+            rendered = {key: estimate(value, resolved) for key, value in variables.items()}
+        except Unknown as unknown:
+            problems.append(f"{name}: cannot estimate the size of its environment ({unknown}): teach rule 7")
+            continue
+        size = len(json.dumps(rendered, separators=(",", ":")))
+        largest = max(largest, (size, name))
+        if size > ENV_LIMIT:
+            problems.append(
+                f"{name}: its {len(variables)} variables take about {size:,} bytes as Lambda measures them "
+                f"(compact JSON, names included; NamePrefix of 20 characters, a 14-character region), over "
+                f"Lambda's limit of {ENV_LIMIT:,}: the deploy would fail (infra/README.md, "
+                "\"Router environment size\")"
+            )
+    return f"environments within Lambda's 4 KB (largest {largest[1]}, about {largest[0]:,} bytes with long names)"
+
+
+# ----- main -----------------------------------------------------------------------------
+
+
 def main() -> int:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else TEMPLATE
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("template", nargs="?", type=Path, default=TEMPLATE)
+    parser.add_argument("--layout", action="append", help=f"{LAYOUT_PARAMETER} value(s) to check (default: all)")
+    parser.add_argument("--workers", type=Path, default=WORKERS, help="the workers' Rust source (default workers/src)")
+    args = parser.parse_args()
+    path: Path = args.template
     template, matches = decode(str(path))
     if matches or template is None:
         for match in matches:
@@ -545,46 +1223,27 @@ def main() -> int:
         if resources.get(name, {}).get("Type") != "AWS::Events::Rule":
             problems.append(f"infra/event-rules.json declares {name}, which the template lacks")
 
-    # 3. environment variables per function
-    sections = config_sections(WORKERS / "config.rs")
-    shared = shared_variables()
-    every_read: set[str] = set(shared)
-    for variables in sections.values():
-        every_read |= variables
-    if "<outside any impl>" in sections:
-        problems.append(
-            "workers/src/config.rs reads "
-            f"{sorted(sections['<outside any impl>'])} outside an `impl XxxConfig` block: "
-            "extend infra/check_template.py to say which function needs them"
-        )
-    summary: list[str] = []
-    for name, resource in resources.items():
-        if resource.get("Type") != "AWS::Serverless::Function":
+    # 3, 5, 6, 7 per layout
+    source = Source(args.workers)
+    problems += source.problems
+    allowed = ((template.get("Parameters") or {}).get(LAYOUT_PARAMETER) or {}).get("AllowedValues")
+    layouts = args.layout or (list(allowed) if allowed else [None])
+    lines: list[str] = []
+    for layout in layouts:
+        if layout is not None and allowed and layout not in allowed:
+            problems.append(f"--layout {layout}: {LAYOUT_PARAMETER} allows {allowed}")
             continue
-        binary = (((resource.get("Metadata") or {}).get("BuildProperties")) or {}).get("Binary")
-        bin_rs = WORKERS / "bin" / f"{binary}.rs"
-        if not binary or not bin_rs.is_file():
-            problems.append(f"{name}: Metadata.BuildProperties.Binary {binary!r} is not a file in workers/src/bin")
-            continue
-        used = set(re.findall(r"\b(\w+Config)::from_env", bin_rs.read_text()))
-        unknown = sorted(used - sections.keys())
-        if unknown:
-            problems.append(f"{name}: {bin_rs.name} reads {unknown}, not found as `impl` blocks in config.rs")
-        needed = set(shared)
-        for section in used & sections.keys():
-            needed |= sections[section]
-        env = ((resource.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
-        missing = sorted(needed - env.keys())
-        stale = sorted(v for v in env if v.startswith("TELEPIPE_") and v not in every_read)
-        if missing:
-            problems.append(f"{name}: Environment lacks {missing} ({binary} reads them)")
-        if stale:
-            problems.append(f"{name}: Environment sets {stale}, which no worker reads any more")
-        summary.append(f"{binary} {len(needed)}/{len(needed)}")
-
-    # 5. audit and access; 6. public endpoints
-    access_summary = audit_and_access(template, problems)
-    endpoints_summary = public_endpoints(template, problems)
+        fixed = {} if layout is None else {LAYOUT_PARAMETER: layout}
+        resolved = deployed(template, fixed)
+        found: list[str] = []
+        summary = worker_variables(template, resolved, source, found)
+        sizes = environment_sizes(resolved, found)
+        access_summary = audit_and_access(resolved, found)
+        endpoints_summary = public_endpoints(resolved, found)
+        tag = f"[{LAYOUT_PARAMETER} {layout}] " if layout else ""
+        problems += [tag + problem for problem in found]
+        lines.append(f"{tag}worker variables set: {', '.join(summary)}; {sizes}")
+        lines.append(f"{tag}{access_summary}; {endpoints_summary}")
 
     if problems:
         for problem in problems:
@@ -592,10 +1251,10 @@ def main() -> int:
         return 1
     print(
         f"template rules: ok ({skips} checkov skips with reasons, {patterns} plain event patterns "
-        f"({len(declared)} rules as in event-rules.json), "
-        f"worker variables set: {', '.join(summary)})"
+        f"({len(declared)} rules as in event-rules.json))"
     )
-    print(f"{access_summary}; {endpoints_summary}")
+    for line in lines:
+        print(line)
     return 0
 
 

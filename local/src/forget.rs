@@ -18,6 +18,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use telepipe_events::ids::object_ref;
 use telepipe_ops::session_data::{AuditEntry, Item, SessionData, SessionObject, Stage, Store};
+use telepipe_workers::config::{
+    prefix_or_default, Env, DEFAULT_CAPTURE_PREFIX, DEFAULT_RECORDINGS_PREFIX,
+    DEFAULT_RESULTS_PREFIX, DEFAULT_TRANSCRIPTS_PREFIX,
+};
 use telepipe_workers::error::{PortError, PortErrorKind};
 use telepipe_workers::status::StatusStore;
 
@@ -63,8 +67,7 @@ pub struct LocalSessionData {
 /// The workers' own prefix parser, so forget looks where they wrote. An invalid value
 /// stopped the runtime at start-up, so nothing can have been written under it.
 fn prefix(var: &'static str, default: &str) -> String {
-    telepipe_workers::config::prefix(&telepipe_workers::config::Env::process(), var, default)
-        .unwrap_or_else(|_| default.to_owned())
+    prefix_or_default(&Env::process(), var, default)
 }
 
 impl LocalSessionData {
@@ -76,13 +79,10 @@ impl LocalSessionData {
             data_dir: data_dir.to_path_buf(),
             queues: Queues::new(db.clone()),
             db,
-            recordings_prefix: prefix("TELEPIPE_RECORDINGS_PREFIX", "recordings/"),
-            capture_prefix: prefix(
-                "TELEPIPE_CAPTURE_PREFIX",
-                telepipe_workers::capture::DEFAULT_CAPTURE_PREFIX,
-            ),
-            transcripts_prefix: prefix("TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/"),
-            results_prefix: prefix("TELEPIPE_RESULTS_PREFIX", "clinical/"),
+            recordings_prefix: prefix("TELEPIPE_RECORDINGS_PREFIX", DEFAULT_RECORDINGS_PREFIX),
+            capture_prefix: prefix("TELEPIPE_CAPTURE_PREFIX", DEFAULT_CAPTURE_PREFIX),
+            transcripts_prefix: prefix("TELEPIPE_TRANSCRIPTS_PREFIX", DEFAULT_TRANSCRIPTS_PREFIX),
+            results_prefix: prefix("TELEPIPE_RESULTS_PREFIX", DEFAULT_RESULTS_PREFIX),
         })
     }
 

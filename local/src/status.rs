@@ -9,9 +9,10 @@ use crate::runtime::{CLINICAL_DLQ, INTAKE_DLQ, INTAKE_QUEUE};
 use crate::transcriber;
 use std::collections::BTreeMap;
 use telepipe_events::ids::object_ref;
+use telepipe_events::ids::JobName;
 use telepipe_events::s3::{parse_notification, S3Notification};
 use telepipe_workers::clinical::parse_transcript_key;
-use telepipe_workers::status::{split_attempt, State};
+use telepipe_workers::status::State;
 
 /// Where one recording is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +123,11 @@ pub fn recordings(
                 .find(|(reference, _)| {
                     // A retried attempt's job (`{job}-a{n}`) belongs to its recording.
                     Some(reference.as_str())
-                        == detail["job_name"].as_str().map(|j| split_attempt(j).0)
+                        == detail["job_name"]
+                            .as_str()
+                            .and_then(JobName::parse)
+                            .as_ref()
+                            .map(JobName::recording)
                         || Some(reference.as_str()) == detail["recording"]["object_ref"].as_str()
                 })
                 .map(|(_, key)| key.clone());
@@ -167,18 +172,17 @@ pub fn recordings(
         }
     }
     // The clinical stage's own prefix parser and setting: the same keys it reads.
-    let transcripts_prefix = telepipe_workers::config::prefix(
+    let transcripts_prefix = telepipe_workers::config::prefix_or_default(
         &telepipe_workers::config::Env::process(),
         "TELEPIPE_TRANSCRIPTS_PREFIX",
-        "transcripts/",
-    )
-    .unwrap_or_else(|_| "transcripts/".to_owned());
+        telepipe_workers::config::DEFAULT_TRANSCRIPTS_PREFIX,
+    );
     for message in queues.peek(CLINICAL_DLQ)? {
         for (_, key) in notification_keys(&message.body) {
             let Some((session_id, job)) = parse_transcript_key(&transcripts_prefix, &key) else {
                 continue;
             };
-            if let Some(status) = by_ref.get_mut(&(session_id.to_string(), job)) {
+            if let Some(status) = by_ref.get_mut(&(session_id.to_string(), job.to_string())) {
                 if status.stage != "extracted" {
                     status.reach("failed", message.sent_at_ms);
                     status.error = message

@@ -16,6 +16,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use telepipe_events::ids::{digest_hex, object_ref};
 use telepipe_workers::aws::{classify, AwsContext, DynamoStatus};
+use telepipe_workers::config::{
+    prefix_or_default, DEFAULT_CAPTURE_PREFIX, DEFAULT_RECORDINGS_PREFIX, DEFAULT_RESULTS_PREFIX,
+    DEFAULT_TRANSCRIPTS_PREFIX,
+};
 use telepipe_workers::error::{PortError, PortErrorKind};
 use telepipe_workers::sessions::state::SessionState;
 use telepipe_workers::status::StatusStore;
@@ -67,21 +71,15 @@ impl AwsSessionConfig {
         // The workers' own parser, so forget and reprocess look where they wrote (an
         // invalid value stops the workers at start-up: nothing is under it).
         let env = telepipe_workers::config::Env::process();
-        let prefix = |name: &'static str, default: &str| {
-            telepipe_workers::config::prefix(&env, name, default)
-                .unwrap_or_else(|_| default.to_owned())
-        };
+        let prefix = |name, default| prefix_or_default(&env, name, default);
         Self {
             recordings_bucket: var("TELEPIPE_RECORDINGS_BUCKET"),
-            recordings_prefix: prefix("TELEPIPE_RECORDINGS_PREFIX", "recordings/"),
-            capture_prefix: prefix(
-                "TELEPIPE_CAPTURE_PREFIX",
-                telepipe_workers::capture::DEFAULT_CAPTURE_PREFIX,
-            ),
+            recordings_prefix: prefix("TELEPIPE_RECORDINGS_PREFIX", DEFAULT_RECORDINGS_PREFIX),
+            capture_prefix: prefix("TELEPIPE_CAPTURE_PREFIX", DEFAULT_CAPTURE_PREFIX),
             transcripts_bucket: var("TELEPIPE_TRANSCRIPTS_BUCKET"),
-            transcripts_prefix: prefix("TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/"),
+            transcripts_prefix: prefix("TELEPIPE_TRANSCRIPTS_PREFIX", DEFAULT_TRANSCRIPTS_PREFIX),
             results_bucket: var("TELEPIPE_RESULTS_BUCKET"),
-            results_prefix: prefix("TELEPIPE_RESULTS_PREFIX", "clinical/"),
+            results_prefix: prefix("TELEPIPE_RESULTS_PREFIX", DEFAULT_RESULTS_PREFIX),
             status_table: var("TELEPIPE_STATUS_TABLE"),
             sessions_table: var("TELEPIPE_SESSIONS_TABLE"),
             schedule_group: var("TELEPIPE_SCHEDULE_GROUP"),
@@ -177,13 +175,8 @@ impl AwsSessionData {
                 .map_err(|e| classify(&e, "transcribe", "ListMedicalTranscriptionJobs"))?;
             for job in page.medical_transcription_job_summaries() {
                 if let Some(name) = job.medical_transcription_job_name() {
-                    if telepipe_workers::status::split_attempt(name)
-                        .0
-                        .strip_prefix(&prefix)
-                        .is_some_and(|digest| {
-                            digest.len() == 24 && digest.bytes().all(|b| b.is_ascii_hexdigit())
-                        })
-                    {
+                    let job = telepipe_events::ids::JobName::parse(name);
+                    if job.is_some_and(|job| job.is_of_session(session_id)) {
                         names.insert(name.to_owned());
                     }
                 }

@@ -13,6 +13,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use telepipe_workers::clock::now_ms;
 use telepipe_workers::error::{ErrorClass, PortError, PortErrorKind};
 
 /// Dead-letter queues: list them, look inside, replay them to their source queue.
@@ -143,13 +144,6 @@ fn format_age(age: Option<Duration>) -> String {
         7_200..=172_799 => format!("{}h", secs / 3_600),
         _ => format!("{}d", secs / 86_400),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn file_safe(name: &str) -> String {

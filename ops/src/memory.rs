@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use telepipe_workers::clock::now_ms;
 use telepipe_workers::error::{PortError, PortErrorKind};
 
 #[derive(Debug, Clone)]
@@ -111,13 +112,6 @@ fn not_found(operation: &'static str) -> PortError {
     PortError::new(PortErrorKind::NotFound, "memory-queue", operation)
         .with_code("QueueDoesNotExist")
         .with_status(400)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl DlqAdmin for MemoryQueues {

@@ -23,6 +23,7 @@ use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
+use telepipe_workers::clock::now_ms;
 use telepipe_workers::error::PortError;
 
 /// Attribute naming the dead-letter queue a replayed message came from.
@@ -422,13 +423,6 @@ impl<A: DlqAdmin, J: Journal> Run<'_, A, J> {
         let receipts: Vec<String> = std::mem::take(&mut self.held).into_values().collect();
         self.admin.release_batch(&self.options.dlq, &receipts).await;
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Replays the dead letters of `options.dlq` that pass its filter. `progress` is called

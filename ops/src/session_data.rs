@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use telepipe_workers::clock::now_ms;
 use telepipe_workers::error::PortError;
 
 /// Where something about a session is kept. The order is the deletion order: what could
@@ -471,13 +472,6 @@ pub fn notification_body(object: &SessionObject, attempt: Option<u32>) -> String
         body["telepipe"] = serde_json::json!({"reprocess_attempt": attempt});
     }
     body.to_string()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Re-feeds the session's recordings to intake (as a new attempt, so each is transcribed

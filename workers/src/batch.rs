@@ -93,14 +93,9 @@ pub use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse as Ba
 /// base, capped, with "equal jitter" (half fixed, half random) so a burst of throttled
 /// messages does not return as a burst.
 pub fn backoff(config: &ConsumerConfig, receive_count: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(receive_count.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    let ceiling = config
-        .retry_base
-        .saturating_mul(factor)
-        .min(config.retry_max)
-        .as_secs();
+    let ceiling =
+        crate::retry::exponential_ceiling(config.retry_base, config.retry_max, receive_count)
+            .as_secs();
     let half = ceiling / 2;
     Duration::from_secs(half + fastrand::u64(0..=ceiling - half))
 }

@@ -24,7 +24,8 @@
 //! no longer known does the stage fall back to the session's own capture folder, built from
 //! the envelope's account and region.
 
-use crate::config::{prefix, ConfigError, Env};
+pub use crate::config::DEFAULT_CAPTURE_PREFIX;
+use crate::config::{prefix, ConfigError, Env, DEFAULT_RECORDINGS_PREFIX};
 use crate::error::{PortErrorKind, PortResultExt, StageError};
 use crate::metrics;
 use crate::ports::{
@@ -365,9 +366,6 @@ where
     Ok(CaptureOutcome::Failed(reason))
 }
 
-/// Where platforms point their Chime media capture sinks, below the recordings bucket.
-pub const DEFAULT_CAPTURE_PREFIX: &str = "captures/";
-
 /// The `capture` stage's settings (Chime SDK media capture → one recording).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureConfig {
@@ -383,7 +381,11 @@ impl CaptureConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let config = Self {
             recordings_bucket: env.required("TELEPIPE_RECORDINGS_BUCKET")?,
-            recordings_prefix: prefix(env, "TELEPIPE_RECORDINGS_PREFIX", "recordings/")?,
+            recordings_prefix: prefix(
+                env,
+                "TELEPIPE_RECORDINGS_PREFIX",
+                DEFAULT_RECORDINGS_PREFIX,
+            )?,
             capture_prefix: prefix(env, "TELEPIPE_CAPTURE_PREFIX", DEFAULT_CAPTURE_PREFIX)?,
         };
         // Overlapping prefixes would feed capture chunks to intake one by one.

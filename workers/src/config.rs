@@ -133,6 +133,13 @@ impl<'a> Env<'a> {
     }
 }
 
+/// Where each kind of object lives in its bucket unless configured otherwise.
+pub const DEFAULT_RECORDINGS_PREFIX: &str = "recordings/";
+pub const DEFAULT_TRANSCRIPTS_PREFIX: &str = "transcripts/";
+pub const DEFAULT_RESULTS_PREFIX: &str = "clinical/";
+/// Where platforms point their Chime media capture sinks, below the recordings bucket.
+pub const DEFAULT_CAPTURE_PREFIX: &str = "captures/";
+
 /// Reads a key-prefix variable: the one place prefixes are parsed, for every worker and
 /// for the operator tools (`forget`, `reprocess`, `status`), so all of them find the same
 /// keys. A prefix always ends with `/` (or is empty).
@@ -149,6 +156,12 @@ pub fn prefix(env: &Env, name: &'static str, default: &str) -> Result<String, Co
     } else {
         format!("{value}/")
     })
+}
+
+/// [`prefix`] for the operator tools (`forget`, `reprocess`, `status`): an invalid value
+/// reads as the default, since the workers refuse to start with it and nothing is under it.
+pub fn prefix_or_default(env: &Env, name: &'static str, default: &str) -> String {
+    prefix(env, name, default).unwrap_or_else(|_| default.to_owned())
 }
 
 /// Where events go.

@@ -15,8 +15,10 @@
 //! `received` and `rejected` under the object reference for a refused upload, and
 //! `failed` for any other permanent failure; a status write failure is retryable.
 
-use crate::capture::DEFAULT_CAPTURE_PREFIX;
-use crate::config::{prefix, ConfigError, Env};
+use crate::config::{
+    prefix, ConfigError, Env, DEFAULT_CAPTURE_PREFIX, DEFAULT_RECORDINGS_PREFIX,
+    DEFAULT_TRANSCRIPTS_PREFIX,
+};
 use crate::error::{PortErrorKind, PortResultExt, StageError};
 use crate::media::{MediaFormat, SNIFF_BYTES};
 use crate::metrics;
@@ -25,12 +27,9 @@ use crate::ports::{
     EventPublisher, JobStart, MedicalJobRequest, ObjectStore, OutgoingEvent, Transcriber,
 };
 use crate::records::for_each_record;
-use crate::status::{
-    attempt_job_name, now_ms, record_for_stage, split_attempt, State, StatusStore, Transition,
-    NO_SESSION,
-};
+use crate::status::{now_ms, record_for_stage, State, StatusStore, Transition, NO_SESSION};
 use crate::telemetry;
-use telepipe_events::ids::{self, SessionId};
+use telepipe_events::ids::{self, JobName, SessionId};
 use telepipe_events::pipeline::{
     schema_version, PipelineEvent, RecordingRef, RecordingRejected, RejectReason,
     TranscriptionStarted,
@@ -106,7 +105,7 @@ pub const MAX_REPROCESS_ATTEMPT: u32 = 999;
 struct Progress {
     session_id: Option<String>,
     object_ref: Option<String>,
-    job_name: Option<String>,
+    job_name: Option<JobName>,
 }
 
 /// Rejections record themselves (received + rejected) before they return.
@@ -146,13 +145,15 @@ where
             // request): the message is parked, so the recording is failed.
             if let Some(object_ref) = &progress.object_ref {
                 let session = progress.session_id.as_deref().unwrap_or(NO_SESSION);
-                let recording = progress.job_name.as_deref().unwrap_or(object_ref);
-                let (recording, attempt) = split_attempt(recording);
+                let (recording, attempt) = match &progress.job_name {
+                    Some(job) => (job.recording(), job.attempt()),
+                    None => (object_ref.as_str(), 1),
+                };
                 let mut failed =
                     Transition::new(session, recording, attempt, State::Failed, now_ms())
                         .object(object_ref)
                         .failure(err.class.as_str(), &err.reason);
-                failed.job_name = progress.job_name.clone();
+                failed.job_name = progress.job_name.as_ref().map(JobName::to_string);
                 record_for_stage(ports.status, &failed).await?;
             }
         }
@@ -304,17 +305,14 @@ where
         return Err(rejection.reject(RejectReason::FormatMismatch, &why).await);
     }
 
-    let base_job_name = ids::job_name(&session, bucket, key, object_version);
-    let job_name = attempt_job_name(&base_job_name, attempt);
+    let job = JobName::for_recording(&session, bucket, key, object_version).attempt_of(attempt);
+    let job_name = job.to_string();
     span.record("job_name", job_name.as_str());
-    debug_assert_eq!(
-        telemetry::correlation_id_of_job(&base_job_name),
-        Some(correlation_id.as_str())
-    );
-    progress.job_name = Some(job_name.clone());
+    debug_assert_eq!(job.correlation_id(), Some(correlation_id.as_str()));
+    progress.job_name = Some(job.clone());
     let object_ref = rejection.recording.object_ref.clone();
     let transition = |state| {
-        Transition::new(session.as_str(), &base_job_name, attempt, state, now_ms())
+        Transition::new(session.as_str(), job.recording(), attempt, state, now_ms())
             .job(&job_name)
             .object(&object_ref)
     };
@@ -491,10 +489,18 @@ impl IntakeConfig {
             "a size in bytes",
         )?;
         Ok(Self {
-            recordings_prefix: prefix(env, "TELEPIPE_RECORDINGS_PREFIX", "recordings/")?,
+            recordings_prefix: prefix(
+                env,
+                "TELEPIPE_RECORDINGS_PREFIX",
+                DEFAULT_RECORDINGS_PREFIX,
+            )?,
             max_recording_bytes,
             transcripts_bucket: env.required("TELEPIPE_TRANSCRIPTS_BUCKET")?,
-            transcripts_prefix: prefix(env, "TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/")?,
+            transcripts_prefix: prefix(
+                env,
+                "TELEPIPE_TRANSCRIPTS_PREFIX",
+                DEFAULT_TRANSCRIPTS_PREFIX,
+            )?,
             transcripts_kms_key_id: env.optional("TELEPIPE_TRANSCRIPTS_KMS_KEY_ID"),
             speakers: if channels {
                 SpeakerMode::ChannelIdentification

@@ -15,6 +15,7 @@ pub mod aws;
 pub mod batch;
 pub mod capture;
 pub mod clinical;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod intake;

@@ -39,7 +39,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Environment variable naming the CloudWatch namespace (default [`DEFAULT_NAMESPACE`]).
 pub const NAMESPACE_VAR: &str = "TELEPIPE_METRICS_NAMESPACE";
@@ -348,15 +347,11 @@ pub async fn collect<F: Future>(metrics: Metrics, future: F) -> F::Output {
     });
     let output = SCOPE.scope(scope.clone(), future).await;
     if let Ok(aggregate) = scope.aggregate.lock() {
-        scope.metrics.flush(&aggregate, now_ms());
+        scope
+            .metrics
+            .flush(&aggregate, crate::clock::now_ms() as u64);
     }
     output
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Records one value: into the enclosing [`collect`], or written at once.
@@ -370,7 +365,7 @@ pub fn record(dims: &[(&'static str, &'static str)], name: &'static str, unit: U
         let Some(metrics) = GLOBAL.get() else { return };
         let mut aggregate = Aggregate::default();
         aggregate.record(dims, name, unit, value);
-        metrics.flush(&aggregate, now_ms());
+        metrics.flush(&aggregate, crate::clock::now_ms() as u64);
     }
 }
 

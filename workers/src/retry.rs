@@ -22,15 +22,19 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The one backoff formula: `base` doubled per attempt after the first, capped at `max`
+/// (attempt counts from 1). Callers add their jitter.
+pub fn exponential_ceiling(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    base.saturating_mul(factor).min(max)
+}
+
 impl RetryPolicy {
     /// Upper bound of the wait before attempt `attempt + 1` (attempt counts from 1).
     pub fn ceiling(&self, attempt: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.initial_interval
-            .saturating_mul(factor)
-            .min(self.max_interval)
+        exponential_ceiling(self.initial_interval, self.max_interval, attempt)
     }
 
     /// Full jitter: uniformly random in `[0, ceiling]`, which spreads synchronized retries best.

@@ -11,10 +11,10 @@
 //! attempt 1) or, when it was refused before a job name could be derived, its object
 //! reference. Attempt `n > 1` of a transcription runs as job `{base}-a{n}`.
 
+pub use crate::clock::now_ms;
 use crate::config::{ConfigError, Env};
 use crate::error::{PortError, StageError};
 use std::future::Future;
-use telepipe_events::ids::{is_valid_job_name, MAX_JOB_NAME_LEN};
 
 /// Session id recorded for uploads whose key yields no valid session id (not itself a
 /// valid session id, so it cannot collide with one).
@@ -329,42 +329,6 @@ pub async fn record_for_stage<St: StatusStore>(
     })
 }
 
-/// Milliseconds since the Unix epoch by the system clock.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// The job name of `attempt` of a recording: the base name for attempt 1, else
-/// `{base}-a{attempt}` (within Transcribe's 200 characters: base names are at most 153).
-pub fn attempt_job_name(base: &str, attempt: u32) -> String {
-    if attempt <= 1 {
-        return base.to_owned();
-    }
-    let name = format!("{base}-a{attempt}");
-    debug_assert!(is_valid_job_name(&name) && name.len() <= MAX_JOB_NAME_LEN);
-    name
-}
-
-/// The recording (base job name) and attempt of a job name: `{base}-a{n}` where the
-/// base ends in `-` and 24 hex digits, as `telepipe_events::ids::job_name` makes them.
-pub fn split_attempt(job_name: &str) -> (&str, u32) {
-    if let Some((base, n)) = job_name.rsplit_once("-a") {
-        let is_base = base
-            .rsplit_once('-')
-            .is_some_and(|(_, hex)| hex.len() == 24 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
-        let canonical = !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit());
-        if let (true, true, Ok(n)) = (is_base, canonical, n.parse::<u32>()) {
-            if n >= 2 {
-                return (base, n);
-            }
-        }
-    }
-    (job_name, 1)
-}
-
 /// Where the status store is on AWS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusConfig {
@@ -386,21 +350,6 @@ impl StatusConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const BASE: &str = "sess-1-0123456789abcdef01234567";
-
-    #[test]
-    fn attempt_names_round_trip() {
-        assert_eq!(attempt_job_name(BASE, 1), BASE);
-        let second = attempt_job_name(BASE, 2);
-        assert_eq!(second, format!("{BASE}-a2"));
-        assert_eq!(split_attempt(&second), (BASE, 2));
-        assert_eq!(split_attempt(BASE), (BASE, 1));
-        // A session id that merely ends in "-a2" is not an attempt suffix.
-        assert_eq!(split_attempt("visit-a2"), ("visit-a2", 1));
-        let long = format!("{}-0123456789abcdef01234567", "s".repeat(128));
-        assert!(is_valid_job_name(&attempt_job_name(&long, 10)));
-    }
 
     #[test]
     fn later_attempts_and_times_supersede_stalls_never_do() {

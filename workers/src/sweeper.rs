@@ -17,12 +17,11 @@
 //! stages: job names are deterministic (a second start answers `AlreadyExists`), event
 //! ids are stable, and the status store keeps one entry per recording, attempt and step.
 
-use crate::config::{minutes_within, prefix, ConfigError, Env};
+use crate::config::{minutes_within, prefix, ConfigError, Env, DEFAULT_TRANSCRIPTS_PREFIX};
 use crate::error::{ErrorClass, PortErrorKind, PortResultExt, StageError};
 use crate::ports::{EventPublisher, JobState, OutgoingEvent, RefeedQueue, Transcriber};
-use crate::status::{
-    attempt_job_name, record_for_stage, RecordingStatus, State, StatusStore, Transition,
-};
+use crate::status::{record_for_stage, RecordingStatus, State, StatusStore, Transition};
+use telepipe_events::ids::JobName;
 use telepipe_events::pipeline::schema_version;
 use telepipe_events::s3::encode_key;
 use telepipe_events::sweeper::{StageStalled, TranscriptionFailed};
@@ -241,6 +240,15 @@ where
     Ok(report)
 }
 
+/// The job name of `attempt` of `recording` (a recording's first job name).
+fn job_of(recording: &str, attempt: u32) -> String {
+    match JobName::parse(recording) {
+        Some(job) => job.attempt_of(attempt).to_string(),
+        // Not a job name (an object reference): there is no job to name.
+        None => recording.to_owned(),
+    }
+}
+
 fn minutes_between(from_ms: i64, to_ms: i64) -> u64 {
     (to_ms.saturating_sub(from_ms).max(0) / 60_000) as u64
 }
@@ -273,7 +281,7 @@ where
     let job_name = recording
         .job_name
         .clone()
-        .unwrap_or_else(|| attempt_job_name(&recording.recording, recording.attempt));
+        .unwrap_or_else(|| job_of(&recording.recording, recording.attempt));
     let job = match ports.transcriber.get_medical_job(&job_name).await {
         Err(err) if err.kind == PortErrorKind::NotFound => {
             if !past_deadline {
@@ -327,7 +335,7 @@ where
             let can_retry =
                 transient && recording.attempt < config.max_attempts && job.request.is_some();
             let next_attempt = recording.attempt + 1;
-            let next_job_name = attempt_job_name(&recording.recording, next_attempt);
+            let next_job_name = job_of(&recording.recording, next_attempt);
             if can_retry {
                 let mut request = job.request.clone().expect("checked above");
                 request.job_name = next_job_name.clone();
@@ -559,7 +567,11 @@ impl SweeperConfig {
                 problem: "must be from 1 to 10".into(),
             });
         }
-        let transcripts_prefix = prefix(env, "TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/")?;
+        let transcripts_prefix = prefix(
+            env,
+            "TELEPIPE_TRANSCRIPTS_PREFIX",
+            DEFAULT_TRANSCRIPTS_PREFIX,
+        )?;
         Ok(Self {
             deadlines,
             max_attempts,

@@ -12,7 +12,7 @@
 //! One id follows a recording from upload to notification: the 24-hex digest of the
 //! recording's bucket, key and version (or ETag) — the suffix of its Transcribe job
 //! name, so every later stage can re-derive it from the job name alone
-//! ([`correlation_id_of_job`]). A message carrying the attribute
+//! (`telepipe_events::ids::JobName::correlation_id`). A message carrying the attribute
 //! `telepipe.correlation-id` (e.g. a replayed dead letter) keeps the id it carries.
 //! Stages set it with [`set_correlation_id`]: it is recorded on the current `record`
 //! span (so every log line of the record has `correlation_id`) and, when the message is
@@ -135,27 +135,9 @@ pub fn is_valid_correlation_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The correlation id of a recording: the same digest `ids::job_name` appends.
+/// The correlation id of a recording: the digest its job name ends with.
 pub fn recording_correlation_id(bucket: &str, key: &str, object_version: &str) -> String {
-    telepipe_events::ids::digest_hex(
-        &[bucket.as_bytes(), key.as_bytes(), object_version.as_bytes()],
-        12,
-    )
-}
-
-/// The correlation id inside a job name `{session_id}-{24 hex}`.
-pub fn correlation_id_of_job(job_name: &str) -> Option<&str> {
-    // A retried job (`{job}-a2`, the sweeper's naming) keeps its recording's id.
-    let job_name = match job_name.rsplit_once("-a") {
-        Some((base, attempt))
-            if (1..=3).contains(&attempt.len()) && attempt.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            base
-        }
-        _ => job_name,
-    };
-    let (_, digest) = job_name.rsplit_once('-')?;
-    (digest.len() == 24 && digest.bytes().all(|b| b.is_ascii_hexdigit())).then_some(digest)
+    telepipe_events::ids::recording_digest(bucket, key, object_version)
 }
 
 /// The message's correlation id: (id, whether it came with the message).
@@ -269,11 +251,15 @@ mod tests {
     #[test]
     fn correlation_ids_are_the_job_name_digest() {
         let session = telepipe_events::ids::SessionId::parse("s-1").unwrap();
-        let job = telepipe_events::ids::job_name(&session, "b", "recordings/s-1/a.wav", "v1");
+        let job = telepipe_events::ids::JobName::for_recording(
+            &session,
+            "b",
+            "recordings/s-1/a.wav",
+            "v1",
+        );
         let id = recording_correlation_id("b", "recordings/s-1/a.wav", "v1");
-        assert_eq!(correlation_id_of_job(&job), Some(id.as_str()));
+        assert_eq!(job.correlation_id(), Some(id.as_str()));
         assert!(is_valid_correlation_id(&id));
-        assert_eq!(correlation_id_of_job("s-1-nothex"), None);
         assert!(!is_valid_correlation_id("has space in it"));
         assert!(!is_valid_correlation_id("short"));
     }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use telepipe_events::ids::JobName;
 use telepipe_events::s3::encode_key;
 use telepipe_workers::batch::{process_batch, Received};
 use telepipe_workers::clinical::ClinicalConfig;
@@ -295,9 +296,9 @@ async fn stages_count_rejections_comprehend_usage_and_throttles_and_log_one_corr
         .next()
         .unwrap()
         .clone();
-    let correlation = telemetry::correlation_id_of_job(&job_name)
-        .unwrap()
-        .to_owned();
+    let correlation = JobName::parse(&job_name)
+        .and_then(|job| job.correlation_id().map(str::to_owned))
+        .unwrap();
     assert_eq!(
         correlation,
         telemetry::recording_correlation_id("rec", "recordings/s-1/visit.wav", "v1")
@@ -502,6 +503,6 @@ async fn events_carry_the_correlation_id_whatever_drives_the_stage() {
     let job_name = started["job_name"].as_str().unwrap();
     assert_eq!(
         started["correlation_id"].as_str(),
-        telemetry::correlation_id_of_job(job_name)
+        JobName::parse(job_name).unwrap().correlation_id()
     );
 }

@@ -49,8 +49,9 @@ impl AwsContext {
     /// Loads the SDK's standard configuration chain; reads no network.
     pub async fn load() -> Self {
         let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        let s3_force_path_style = std::env::var("TELEPIPE_S3_FORCE_PATH_STYLE")
-            .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+        // The one flag parser; an unreadable value keeps the SDK's default addressing.
+        let s3_force_path_style = crate::config::Env::process()
+            .flag("TELEPIPE_S3_FORCE_PATH_STYLE", false)
             .unwrap_or(false);
         Self {
             sdk,

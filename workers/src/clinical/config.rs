@@ -1,6 +1,6 @@
 //! The `clinical` stage's settings, read once at start-up.
 
-use crate::config::{prefix, ConfigError, Env};
+use crate::config::{prefix, ConfigError, Env, DEFAULT_RESULTS_PREFIX, DEFAULT_TRANSCRIPTS_PREFIX};
 use crate::retry::RetryPolicy;
 
 /// The `clinical` stage's settings.
@@ -52,9 +52,13 @@ impl ClinicalConfig {
             });
         }
         Ok(Self {
-            transcripts_prefix: prefix(env, "TELEPIPE_TRANSCRIPTS_PREFIX", "transcripts/")?,
+            transcripts_prefix: prefix(
+                env,
+                "TELEPIPE_TRANSCRIPTS_PREFIX",
+                DEFAULT_TRANSCRIPTS_PREFIX,
+            )?,
             results_bucket: env.required("TELEPIPE_RESULTS_BUCKET")?,
-            results_prefix: prefix(env, "TELEPIPE_RESULTS_PREFIX", "clinical/")?,
+            results_prefix: prefix(env, "TELEPIPE_RESULTS_PREFIX", DEFAULT_RESULTS_PREFIX)?,
             results_kms_key_id: env.optional("TELEPIPE_RESULTS_KMS_KEY_ID"),
             nlp_concurrency,
             nlp_retry: RetryPolicy {

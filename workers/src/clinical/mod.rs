@@ -18,7 +18,7 @@ use crate::error::{PortErrorKind, PortResultExt, StageError};
 use crate::metrics;
 use crate::ports::{ClinicalNlp, EventPublisher, NlpApi, ObjectStore, OutgoingEvent, PutOptions};
 use crate::records::for_each_record;
-use crate::status::{now_ms, record_for_stage, split_attempt, State, StatusStore, Transition};
+use crate::status::{now_ms, record_for_stage, State, StatusStore, Transition};
 use crate::telemetry;
 use chunk::{chunk_text, Chunk};
 pub use config::{ClinicalConfig, DEFAULT_MAX_TRANSCRIPT_BYTES};
@@ -26,7 +26,7 @@ use conversation::Conversation;
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
 use telepipe_events::capture::TranscriptReady;
-use telepipe_events::ids::{self, digest_hex, SessionId};
+use telepipe_events::ids::{self, digest_hex, JobName, SessionId};
 use telepipe_events::pipeline::{
     schema_version, ClinicalEntitiesExtracted, PipelineEvent, RequestCounts,
 };
@@ -83,12 +83,12 @@ where
 }
 
 /// `{prefix}{session}/{job}.json` → (session, job name).
-pub fn parse_transcript_key(prefix: &str, key: &str) -> Option<(SessionId, String)> {
+pub fn parse_transcript_key(prefix: &str, key: &str) -> Option<(SessionId, JobName)> {
     let rest = key.strip_prefix(prefix)?;
     let (session, file) = rest.split_once('/')?;
     let job = file.strip_suffix(".json")?;
     let session = SessionId::parse(session).ok()?;
-    ids::is_valid_job_name(job).then(|| (session, job.to_owned()))
+    Some((session, JobName::parse(job)?))
 }
 
 async fn handle_record<S, N, P, St>(
@@ -114,7 +114,7 @@ where
         return Ok(TranscriptOutcome::Ignored);
     }
     let bucket = record.bucket.as_str();
-    let Some((session, job_name)) = parse_transcript_key(&config.transcripts_prefix, key) else {
+    let Some((session, job)) = parse_transcript_key(&config.transcripts_prefix, key) else {
         return Err(StageError::permanent(
             "unexpected_transcript_key",
             format!(
@@ -125,18 +125,25 @@ where
         ));
     };
     span.record("session_id", session.as_str());
-    span.record("job_name", job_name.as_str());
+    span.record("job_name", job.as_str());
     // Status lines carry the correlation id too.
-    if let Some(id) = telemetry::correlation_id_of_job(&job_name) {
+    if let Some(id) = job.correlation_id() {
         telemetry::set_correlation_id(id);
     }
-    let (recording, attempt) = split_attempt(&job_name);
+    let job_name = job.as_str();
     let transition = |state| {
-        Transition::new(session.as_str(), recording, attempt, state, now_ms()).job(&job_name)
+        Transition::new(
+            session.as_str(),
+            job.recording(),
+            job.attempt(),
+            state,
+            now_ms(),
+        )
+        .job(job_name)
     };
     record_for_stage(ports.status, &transition(State::Transcribed)).await?;
     record_for_stage(ports.status, &transition(State::Extracting)).await?;
-    let result = extract(ports, config, bucket, key, &session, &job_name).await;
+    let result = extract(ports, config, bucket, key, &session, &job).await;
     match &result {
         Ok(_) => record_for_stage(ports.status, &transition(State::Extracted)).await?,
         // Permanent: the message is parked, so the recording has failed. Retryable
@@ -156,7 +163,7 @@ async fn extract<S, N, P, St>(
     bucket: &str,
     key: &str,
     session: &SessionId,
-    job_name: &str,
+    job: &JobName,
 ) -> Result<TranscriptOutcome, StageError>
 where
     S: ObjectStore,
@@ -164,9 +171,8 @@ where
     P: EventPublisher,
     St: StatusStore,
 {
-    let job_name = job_name.to_owned();
-    let correlation_id =
-        telemetry::correlation_id_of_job(&job_name).map(telemetry::set_correlation_id);
+    let job_name = job.to_string();
+    let correlation_id = job.correlation_id().map(telemetry::set_correlation_id);
     let context = || format!("session={session} job={job_name}");
 
     // The size is checked before anything is read, and the read itself is capped, so an
