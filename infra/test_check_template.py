@@ -338,6 +338,55 @@ class Rule3(unittest.TestCase):
         self.assertTrue(any("RepliesQueue VisibilityTimeout 20 is below the Timeout 300" in p for p in found["Router"]))
 
 
+class EnvironmentSize(unittest.TestCase):
+    def sizes(self, template, layout):
+        problems, warnings = [], []
+        resolved = ct.deployed(template, {ct.LAYOUT_PARAMETER: layout})
+        ct.environment_sizes(resolved, problems, warnings)
+        return problems, warnings
+
+    def test_estimate_uses_long_names(self):
+        resolved = ct.deployed(TEMPLATE, {ct.LAYOUT_PARAMETER: "PerStage"})
+        url = ct.estimate({"Ref": "IntakeQueue"}, resolved)
+        self.assertEqual(url, f"https://sqs.{ct.LONG_REGION}.amazonaws.com/{ct.ACCOUNT}/{'p' * 20}-intake")
+        self.assertEqual(ct.estimate({"Fn::If": ["X", "a", "abc"]}, resolved), "abc")
+
+    def test_per_stage_fits_and_router_is_a_known_warning(self):
+        self.assertEqual(self.sizes(TEMPLATE, "PerStage"), ([], []))
+        problems, warnings = self.sizes(TEMPLATE, "Router")
+        self.assertEqual(problems, [])
+        warned = any("RouterFunction" in w and "does NOT deploy" in w for w in warnings)
+        self.assertEqual(warned, "RouterFunction" in ct.ENV_SIZE_KNOWN_OVER)
+
+    def test_a_function_over_the_limit(self):
+        template = copy.deepcopy(TEMPLATE)
+        written_env = template["Resources"]["IntakeFunction"]["Properties"]["Environment"]["Variables"]
+        written_env["TELEPIPE_PADDING"] = "x" * 3000
+        problems, _ = self.sizes(template, "PerStage")
+        self.assertTrue(any("IntakeFunction" in p and "the deploy would fail" in p for p in problems), problems)
+
+    def test_known_over_entry_expires_once_it_fits(self):
+        template = copy.deepcopy(TEMPLATE)
+        env = template["Resources"]["RouterFunction"]["Properties"]["Environment"]["Variables"]
+        for name in list(env)[20:]:
+            del env[name]
+        saved = dict(ct.ENV_SIZE_KNOWN_OVER)
+        ct.ENV_SIZE_KNOWN_OVER["RouterFunction"] = "test"
+        try:
+            problems, warnings = self.sizes(template, "Router")
+        finally:
+            ct.ENV_SIZE_KNOWN_OVER.clear()
+            ct.ENV_SIZE_KNOWN_OVER.update(saved)
+        self.assertTrue(any("remove it from ENV_SIZE_KNOWN_OVER" in p for p in problems), problems)
+        self.assertEqual(warnings, [])
+
+    def test_unknown_value(self):
+        template = copy.deepcopy(TEMPLATE)
+        template["Resources"]["CaptureFunction"]["Properties"]["Environment"]["Variables"]["X"] = {"Fn::ImportValue": "y"}
+        problems, _ = self.sizes(template, "PerStage")
+        self.assertTrue(any("cannot estimate" in p for p in problems), problems)
+
+
 class Layouts(unittest.TestCase):
     def test_each_layout_has_its_functions(self):
         functions = {

@@ -15,6 +15,7 @@
 //! (`crate::telemetry`), which a dead letter carries on.
 
 use crate::config::ConsumerConfig;
+use crate::error::Reason;
 use crate::error::{ErrorClass, StageError};
 use crate::metrics;
 use crate::ports::{DeadLetter, MessageQueue};
@@ -141,7 +142,7 @@ where
             Err(_) => {
                 // A panic is a bug: the same input would panic again, so park it now.
                 error!("stage panicked");
-                let err = StageError::permanent("worker_panic", format!("message={}", message.message_id));
+                let err = StageError::permanent(Reason::WorkerPanic, format!("message={}", message.message_id));
                 (err, "panic")
             }
         };
@@ -156,7 +157,7 @@ where
             }
             return Disposition::RetryLater { delay };
         }
-        let reason = if exhausted { format!("retries_exhausted:{}", failure.reason) } else { failure.reason.clone() };
+        let reason = if exhausted { format!("retries_exhausted:{}", failure.reason) } else { failure.reason.to_string() };
         let letter = DeadLetter {
             body: message.body.clone(),
             source_message_id: message.message_id.clone(),

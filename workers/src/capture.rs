@@ -26,6 +26,7 @@
 
 pub use crate::config::DEFAULT_CAPTURE_PREFIX;
 use crate::config::{prefix, ConfigError, Env, DEFAULT_RECORDINGS_PREFIX};
+use crate::error::Reason;
 use crate::error::{PortErrorKind, PortResultExt, StageError};
 use crate::metrics;
 use crate::ports::{
@@ -198,7 +199,7 @@ where
     A: crate::ports::AuditLog,
 {
     let input = parse_capture_message(body)
-        .map_err(|err| StageError::permanent("malformed_capture_event", err.to_string()))?;
+        .map_err(|err| StageError::permanent(Reason::MalformedCaptureEvent, err.to_string()))?;
     let outcome = match input {
         CaptureInput::Other { .. } => CaptureOutcome::Ignored(IgnoreReason::OtherEvent),
         CaptureInput::MediaPipeline(event) => handle_event(ports, config, &event).await?,

@@ -3,6 +3,7 @@
 //! the worst failure (retryable wins: the message comes back and the records that
 //! succeeded are redone idempotently).
 
+use crate::error::Reason;
 use crate::error::StageError;
 use telepipe_events::s3::{parse_notification, S3Notification, S3Record};
 use tracing::{field, info, info_span, Instrument};
@@ -24,7 +25,7 @@ where
         Ok(S3Notification::Records(records)) => records,
         Err(err) => {
             return Err(StageError::permanent(
-                "malformed_notification",
+                Reason::MalformedNotification,
                 err.to_string(),
             ))
         }

@@ -12,6 +12,7 @@
 //! answer's intent are derived from the provider's message id.
 
 use crate::config::{ConfigError, Env, Secret, TwilioCredentials};
+use crate::error::Reason;
 use crate::error::{PortResultExt, StageError};
 use crate::ports::{EventPublisher, NotificationQueue, OutgoingEvent, SessionStore, Suppressions};
 use crate::session_state::SessionState;
@@ -110,7 +111,7 @@ pub fn parse_inbound(body: &str) -> Result<InboundSms, StageError> {
         .or_else(|| InboundSms::from_sns(body))
         .ok_or_else(|| {
             StageError::permanent(
-                "malformed_inbound_sms",
+                Reason::MalformedInboundSms,
                 "neither an inbound SMS nor an SNS two-way message",
             )
         })
@@ -133,7 +134,7 @@ where
     let sms = parse_inbound(body)?;
     if !crate::notifier::address::is_e164(&sms.from) {
         return Err(StageError::permanent(
-            "invalid_sender",
+            Reason::InvalidSender,
             "the sender is not an E.164 number",
         ));
     }

@@ -322,7 +322,7 @@ pub async fn record_for_stage<St: StatusStore>(
         );
         StageError {
             class: crate::error::ErrorClass::Retryable,
-            reason: "status_write_failed".to_owned(),
+            reason: crate::error::Reason::StatusWriteFailed,
             context,
             source: Some(err),
         }

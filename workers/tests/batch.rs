@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use telepipe_events::pipeline::RejectReason;
 use telepipe_workers::batch::{backoff, process_batch, Disposition, Received};
 use telepipe_workers::config::{ConsumerConfig, Env};
+use telepipe_workers::error::Reason;
 use telepipe_workers::error::{PortErrorKind, StageError};
 use telepipe_workers::memory::MemoryQueue;
 
@@ -30,9 +32,12 @@ fn message(id: &str, body: &str, receive_count: u32) -> Received {
 async fn scripted(body: &str) -> Result<(), StageError> {
     match body {
         "ok" => Ok(()),
-        "retry" => Err(StageError::retryable("throttled", "session=s1")),
+        "retry" => Err(StageError::retryable(
+            Reason::Port(PortErrorKind::Throttled),
+            "session=s1",
+        )),
         "bad" => Err(StageError::permanent(
-            "format_mismatch",
+            Reason::Rejected(RejectReason::FormatMismatch),
             "session=s1 object_ref=ab12",
         )),
         "panic" => panic!("bug"),

@@ -145,7 +145,7 @@ async fn rejected(world: &World, body: &str) -> (String, serde_json::Value) {
     let events = world.events.of_type("Recording Rejected");
     assert_eq!(events.len(), 1, "one rejection event");
     assert!(world.transcriber.jobs.lock().unwrap().is_empty());
-    (err.reason, events[0].clone())
+    (err.reason.to_string(), events[0].clone())
 }
 
 #[tokio::test]

@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use telepipe_events::ids::JobName;
+use telepipe_events::pipeline::RejectReason;
 use telepipe_events::s3::encode_key;
 use telepipe_workers::batch::{process_batch, Received};
 use telepipe_workers::clinical::ClinicalConfig;
 use telepipe_workers::clinical::{self, ClinicalPorts};
 use telepipe_workers::config::{ConsumerConfig, Env};
+use telepipe_workers::error::Reason;
 use telepipe_workers::error::{PortErrorKind, StageError};
 use telepipe_workers::intake::IntakeConfig;
 use telepipe_workers::intake::{self, IntakePorts};
@@ -111,8 +113,14 @@ fn message(id: &str, body: &str, receive_count: u32) -> Received {
 async fn scripted(body: &str) -> Result<(), StageError> {
     match body {
         "ok" => Ok(()),
-        "retry" => Err(StageError::retryable("throttled", "session=s1")),
-        "bad" => Err(StageError::permanent("format_mismatch", "session=s1")),
+        "retry" => Err(StageError::retryable(
+            Reason::Port(PortErrorKind::Throttled),
+            "session=s1",
+        )),
+        "bad" => Err(StageError::permanent(
+            Reason::Rejected(RejectReason::FormatMismatch),
+            "session=s1",
+        )),
         "panic" => panic!("bug"),
         _ => unreachable!(),
     }

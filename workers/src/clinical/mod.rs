@@ -14,6 +14,7 @@ pub mod chunk;
 mod config;
 pub mod conversation;
 
+use crate::error::Reason;
 use crate::error::{PortErrorKind, PortResultExt, StageError};
 use crate::metrics;
 use crate::ports::{ClinicalNlp, EventPublisher, NlpApi, ObjectStore, OutgoingEvent, PutOptions};
@@ -105,7 +106,7 @@ where
     let span = tracing::Span::current();
     let key = match &record.key {
         Ok(key) => key.as_str(),
-        Err(err) => return Err(StageError::permanent("invalid_key", err.to_string())),
+        Err(err) => return Err(StageError::permanent(Reason::InvalidKey, err.to_string())),
     };
     // Transcribe probes its output location with this file before writing the transcript.
     let is_probe = key.rsplit('/').next() == Some(TRANSCRIBE_PROBE_FILE);
@@ -116,7 +117,7 @@ where
     let bucket = record.bucket.as_str();
     let Some((session, job)) = parse_transcript_key(&config.transcripts_prefix, key) else {
         return Err(StageError::permanent(
-            "unexpected_transcript_key",
+            Reason::UnexpectedTranscriptKey,
             format!(
                 "object_ref={}: key is not {}{{session_id}}/{{job_name}}.json",
                 ids::object_ref(bucket, key),
@@ -149,7 +150,7 @@ where
         // Permanent: the message is parked, so the recording has failed. Retryable
         // failures leave it extracting; the sweeper reports it if it stays there.
         Err(err) if !err.is_retryable() => {
-            let failed = transition(State::Failed).failure(err.class.as_str(), &err.reason);
+            let failed = transition(State::Failed).failure(err.class.as_str(), err.reason.as_str());
             record_for_stage(ports.status, &failed).await?;
         }
         Err(_) => {}
@@ -179,13 +180,13 @@ where
     // oversized (or growing) object never lands in memory.
     let head = match ports.store.head(bucket, key, None).await {
         Err(err) if err.kind == PortErrorKind::NotFound => {
-            return Err(StageError::permanent("transcript_missing", context()));
+            return Err(StageError::permanent(Reason::TranscriptMissing, context()));
         }
         other => other.context(context)?,
     };
     if head.size > config.max_transcript_bytes {
         return Err(StageError::permanent(
-            "transcript_too_large",
+            Reason::TranscriptTooLarge,
             format!(
                 "{}: {} bytes exceeds {}",
                 context(),
@@ -200,7 +201,7 @@ where
         .await
     {
         Err(err) if err.kind == PortErrorKind::NotFound => {
-            return Err(StageError::permanent("transcript_missing", context()));
+            return Err(StageError::permanent(Reason::TranscriptMissing, context()));
         }
         other => crate::ports::ObjectBody {
             bytes: other.context(context)?,
@@ -209,7 +210,7 @@ where
     };
     if object.bytes.len() as u64 > config.max_transcript_bytes {
         return Err(StageError::permanent(
-            "transcript_too_large",
+            Reason::TranscriptTooLarge,
             format!(
                 "{}: {} bytes exceeds {}",
                 context(),
@@ -221,7 +222,7 @@ where
     let output: TranscribeOutput = serde_json::from_slice(&object.bytes).map_err(|err| {
         // serde's message may quote transcript content; keep only where and what kind.
         StageError::permanent(
-            "malformed_transcript",
+            Reason::MalformedTranscript,
             format!(
                 "{}: {:?} error at line {} column {}",
                 context(),
@@ -250,7 +251,7 @@ where
     // and every label is carried into the results document.
     if conversation.speakers.len() > MAX_SPEAKERS {
         return Err(StageError::permanent(
-            "too_many_speakers",
+            Reason::TooManySpeakers,
             format!(
                 "{}: {} speaker labels, at most {MAX_SPEAKERS}",
                 context(),

@@ -18,6 +18,7 @@ pub mod address;
 mod config;
 pub mod templates;
 
+use crate::error::Reason;
 use crate::error::{ErrorClass, PortResultExt, StageError};
 use crate::ports::{
     Claim, EventPublisher, IntentLedger, IntentOutcome, MessageSender, OutboundMessage,
@@ -78,7 +79,7 @@ where
 {
     let request: NotificationRequest = serde_json::from_str(body).map_err(|err| {
         StageError::permanent(
-            "malformed_notification_request",
+            Reason::MalformedNotificationRequest,
             telepipe_events::sessions::redact_quoted(&err.to_string()),
         )
     })?;
@@ -121,7 +122,7 @@ where
     };
     if !valid {
         let err = StageError::permanent(
-            "invalid_address",
+            Reason::InvalidAddress,
             format!("{} ({} address)", context(), request.channel.as_str()),
         );
         return fail(ports, &reference, err).await;
@@ -187,7 +188,10 @@ where
         }
         Claim::InFlight { claimed_at } => {
             if now.duration_since(claimed_at) < config.claim_lease {
-                return Err(StageError::retryable("notification_in_flight", context()));
+                return Err(StageError::retryable(
+                    Reason::NotificationInFlight,
+                    context(),
+                ));
             }
             warn!(intent_id = %request.intent_id, "an earlier attempt claimed this notification and never completed it; not sending again");
             return outcome_unknown(ports, &request, &reference).await;
@@ -256,14 +260,14 @@ where
                     .await
                     .context(context)?;
             }
-            let reason = format!("provider_rejected:{}", err.kind.as_str());
+            let reason = Reason::ProviderRejected(err.kind);
             ports
                 .ledger
                 .complete(
                     &request.session_id,
                     &request.intent_id,
                     &IntentOutcome::Failed {
-                        reason: reason.clone(),
+                        reason: reason.to_string(),
                     },
                 )
                 .await
@@ -360,10 +364,10 @@ fn render(
     config: &NotifierConfig,
     to: &str,
     locale: &str,
-) -> Result<OutboundMessage, &'static str> {
-    let booking = state.booking.as_ref().ok_or("unknown_session")?;
-    let timing = state.timing.as_ref().ok_or("session_without_time")?;
-    let tz = TimeZone::get(&timing.time_zone).map_err(|_| "invalid_time_zone")?;
+) -> Result<OutboundMessage, Reason> {
+    let booking = state.booking.as_ref().ok_or(Reason::UnknownSession)?;
+    let timing = state.timing.as_ref().ok_or(Reason::SessionWithoutTime)?;
+    let tz = TimeZone::get(&timing.time_zone).map_err(|_| Reason::InvalidTimeZone)?;
     let language = Language::from_locale(locale);
     let at = timing.start.to_zoned(tz);
     let (date, time) = language.date_and_time(&at);
@@ -471,8 +475,16 @@ async fn fail<St, L: IntentLedger, S, P: EventPublisher, Su>(
     reference: &NotificationRef,
     err: StageError,
 ) -> Result<NotifyOutcome, StageError> {
-    log(ports, log_entry(reference, "failed", Some(&err.reason))).await?;
-    publish(ports, &failed_event(reference, &err.reason, err.class)).await?;
+    log(
+        ports,
+        log_entry(reference, "failed", Some(err.reason.as_str())),
+    )
+    .await?;
+    publish(
+        ports,
+        &failed_event(reference, err.reason.as_str(), err.class),
+    )
+    .await?;
     crate::metrics::notification(reference.channel.as_str(), "failed");
     Err(err)
 }

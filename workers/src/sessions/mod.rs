@@ -15,6 +15,7 @@ pub mod policy;
 /// The stored state of a session (its own module, below the ports that store it).
 pub use crate::session_state as state;
 
+use crate::error::Reason;
 use crate::error::{PortResultExt, StageError};
 use crate::ports::{
     EventPublisher, NotificationQueue, OneTimeSchedule, OutgoingEvent, ScheduleCreated,
@@ -78,7 +79,7 @@ where
     P: EventPublisher,
 {
     let input = parse_session_message(body, &config.sessions_source)
-        .map_err(|err| StageError::permanent("malformed_session_event", err.to_string()))?;
+        .map_err(|err| StageError::permanent(Reason::MalformedSessionEvent, err.to_string()))?;
     let Some(raw_id) = input.session_id() else {
         info!(input = ?input_kind(&input), "ignored");
         return Ok(SessionOutcome::default());
@@ -95,7 +96,12 @@ where
             );
             return Ok(SessionOutcome::default());
         }
-        Err(err) => return Err(StageError::permanent("invalid_session_id", err.to_string())),
+        Err(err) => {
+            return Err(StageError::permanent(
+                Reason::InvalidSessionId,
+                err.to_string(),
+            ))
+        }
     };
     let context = || format!("session={}", session.as_str());
     tracing::Span::current().record("session_id", session.as_str());
@@ -191,9 +197,9 @@ fn input_kind(input: &SessionInput) -> &'static str {
 }
 
 fn parse_start(start: &str) -> Result<Timestamp, StageError> {
-    start
-        .parse()
-        .map_err(|_| StageError::permanent("invalid_start", "start is not RFC 3339 with an offset"))
+    start.parse().map_err(|_| {
+        StageError::permanent(Reason::InvalidStart, "start is not RFC 3339 with an offset")
+    })
 }
 
 /// The longest clinic name a message may carry (SMS segments are 160 characters).
@@ -210,7 +216,7 @@ pub fn check_booking_text(
     hosts: &[String],
 ) -> Result<(), StageError> {
     if let Some(url) = join_url {
-        let invalid = |why: &str| StageError::permanent("invalid_join_url", why.to_owned());
+        let invalid = |why: &str| StageError::permanent(Reason::InvalidJoinUrl, why.to_owned());
         if url.len() > MAX_JOIN_URL_BYTES
             || url.chars().any(|c| c.is_whitespace() || c.is_control())
         {
@@ -255,13 +261,13 @@ pub fn check_booking_text(
             });
         if link_like {
             return Err(StageError::permanent(
-                "invalid_clinic_name",
+                Reason::InvalidClinicName,
                 "clinic_name must not hold a link or a host name",
             ));
         }
         if name.chars().count() > MAX_CLINIC_NAME_CHARS || name.chars().any(char::is_control) {
             return Err(StageError::permanent(
-                "invalid_clinic_name",
+                Reason::InvalidClinicName,
                 format!("clinic_name longer than {MAX_CLINIC_NAME_CHARS} characters or with control characters"),
             ));
         }
@@ -271,7 +277,10 @@ pub fn check_booking_text(
 
 fn check_zone(zone: &str) -> Result<(), StageError> {
     jiff::tz::TimeZone::get(zone).map(|_| ()).map_err(|_| {
-        StageError::permanent("invalid_time_zone", "patient_time_zone is not an IANA zone")
+        StageError::permanent(
+            Reason::InvalidTimeZone,
+            "patient_time_zone is not an IANA zone",
+        )
     })
 }
 
@@ -316,7 +325,7 @@ fn apply(
                 (Some(zone), _) | (None, Some(zone)) => zone.clone(),
                 (None, None) => {
                     return Err(StageError::permanent(
-                        "no_time_zone",
+                        Reason::NoTimeZone,
                         "Appointment Booked gives a local time: set TELEPIPE_CLINIC_TIME_ZONE",
                     ))
                 }
@@ -340,7 +349,7 @@ fn apply(
         SessionInput::PatientWaiting { .. } => {
             if state.booking.is_none() {
                 return Err(StageError::retryable(
-                    "session_not_booked",
+                    Reason::SessionNotBooked,
                     format!(
                         "session={}: patient waiting before the booking arrived",
                         state.session_id
@@ -454,7 +463,7 @@ fn book(
 fn local_start(date: &str, time: &str, zone: &str) -> Result<Timestamp, StageError> {
     let bad = || {
         StageError::permanent(
-            "invalid_local_time",
+            Reason::InvalidLocalTime,
             "date must be YYYY-MM-DD and time HH:MM",
         )
     };
@@ -529,7 +538,7 @@ fn cancellation_notice(state: &mut SessionState, now: Timestamp) -> Option<Notif
 fn waiting_role(state: &SessionState, reference: &str) -> Result<Option<Recipient>, StageError> {
     if state.booking.is_none() {
         return Err(StageError::retryable(
-            "session_not_booked",
+            Reason::SessionNotBooked,
             format!(
                 "session={}: participant joined before Session Scheduled arrived",
                 state.session_id
@@ -589,7 +598,7 @@ where
             if !state.reminders_are_moot() && !timing.time_zone.is_empty() =>
         {
             plan_reminders(&state.session_id, booking, timing, &config.policy)
-                .map_err(|_| StageError::permanent("invalid_time_zone", context()))?
+                .map_err(|_| StageError::permanent(Reason::InvalidTimeZone, context()))?
         }
         _ => Vec::new(),
     };
@@ -746,7 +755,7 @@ where
         digest_hex(&[b"recording-check", state.session_id.as_bytes()], 16)
     );
     let fire_at = ended_at.checked_add(config.recording_grace).map_err(|_| {
-        StageError::permanent("invalid_time", format!("session={}", state.session_id))
+        StageError::permanent(Reason::InvalidTime, format!("session={}", state.session_id))
     })?;
     let zone = state
         .timing

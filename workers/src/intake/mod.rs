@@ -15,12 +15,14 @@
 //! `received` and `rejected` under the object reference for a refused upload, and
 //! `failed` for any other permanent failure; a status write failure is retryable.
 
+pub mod upload;
+
 use crate::config::{
     prefix, ConfigError, Env, DEFAULT_CAPTURE_PREFIX, DEFAULT_RECORDINGS_PREFIX,
     DEFAULT_TRANSCRIPTS_PREFIX,
 };
-use crate::error::{PortErrorKind, PortResultExt, StageError};
-use crate::media::{MediaFormat, SNIFF_BYTES};
+use crate::error::{PortErrorKind, PortResultExt, Reason, StageError};
+use crate::media::SNIFF_BYTES;
 use crate::metrics;
 use crate::ports::SpeakerMode;
 use crate::ports::{
@@ -29,7 +31,7 @@ use crate::ports::{
 use crate::records::for_each_record;
 use crate::status::{now_ms, record_for_stage, State, StatusStore, Transition, NO_SESSION};
 use crate::telemetry;
-use telepipe_events::ids::{self, JobName, SessionId};
+use telepipe_events::ids::{self, JobName};
 use telepipe_events::pipeline::{
     schema_version, PipelineEvent, RecordingRef, RecordingRejected, RejectReason,
     TranscriptionStarted,
@@ -109,20 +111,8 @@ struct Progress {
 }
 
 /// Rejections record themselves (received + rejected) before they return.
-fn is_rejection(reason: &str) -> bool {
-    use RejectReason::*;
-    [
-        InvalidKey,
-        OutsidePrefix,
-        InvalidSessionId,
-        ObjectMissing,
-        EmptyObject,
-        TooLarge,
-        UnsupportedFormat,
-        FormatMismatch,
-    ]
-    .iter()
-    .any(|r| r.as_str() == reason)
+fn is_rejection(reason: Reason) -> bool {
+    matches!(reason, Reason::Rejected(_))
 }
 
 async fn handle_record<S, T, P, St>(
@@ -140,7 +130,7 @@ where
     let mut progress = Progress::default();
     let result = process_record(ports, config, record, attempt, &mut progress).await;
     match &result {
-        Err(err) if !err.is_retryable() && !is_rejection(&err.reason) => {
+        Err(err) if !err.is_retryable() && !is_rejection(err.reason) => {
             // A permanent failure that is not a rejection (e.g. Transcribe refused the
             // request): the message is parked, so the recording is failed.
             if let Some(object_ref) = &progress.object_ref {
@@ -152,7 +142,7 @@ where
                 let mut failed =
                     Transition::new(session, recording, attempt, State::Failed, now_ms())
                         .object(object_ref)
-                        .failure(err.class.as_str(), &err.reason);
+                        .failure(err.class.as_str(), err.reason.as_str());
                 failed.job_name = progress.job_name.as_ref().map(JobName::to_string);
                 record_for_stage(ports.status, &failed).await?;
             }
@@ -201,11 +191,6 @@ where
                 .await)
         }
     };
-    if !config.capture_prefix.is_empty() && key.starts_with(config.capture_prefix.as_str()) {
-        metrics::ignored(STAGE, "capture_artifact");
-        info!(object_ref = %ids::object_ref(bucket, key), "capture artifact acknowledged; the capture stage joins captures");
-        return Ok(RecordOutcome::CaptureArtifact);
-    }
     rejection.recording.object_ref = ids::object_ref(bucket, key);
     progress.object_ref = Some(rejection.recording.object_ref.clone());
     span.record("object_ref", rejection.recording.object_ref.as_str());
@@ -218,37 +203,19 @@ where
         &telemetry::recording_correlation_id(bucket, key, noticed_version),
     ));
 
-    let Some((session_raw, file_name)) = key
-        .strip_prefix(config.recordings_prefix.as_str())
-        .and_then(|rest| rest.split_once('/'))
-        .filter(|(_, file)| !file.is_empty())
-    else {
-        let why = format!(
-            "key is not {}{{session_id}}/{{file}}",
-            config.recordings_prefix
-        );
-        return Err(rejection.reject(RejectReason::OutsidePrefix, &why).await);
-    };
-    let session = match SessionId::parse(session_raw) {
-        Ok(session) => session,
-        Err(err) => {
-            return Err(rejection
-                .reject(RejectReason::InvalidSessionId, &err.to_string())
-                .await)
+    let (session, format) = match upload::check_key(config, key) {
+        Ok(upload::KeyVerdict::Recording { session, format }) => (session, format),
+        Ok(upload::KeyVerdict::CaptureArtifact) => {
+            metrics::ignored(STAGE, "capture_artifact");
+            info!(object_ref = %ids::object_ref(bucket, key), "capture artifact acknowledged; the capture stage joins captures");
+            return Ok(RecordOutcome::CaptureArtifact);
         }
+        Err(refusal) => return Err(rejection.refuse(refusal).await),
     };
     span.record("session_id", session.as_str());
     rejection.session_id = Some(session.to_string());
     progress.session_id = Some(session.to_string());
 
-    let Some(format) = MediaFormat::from_extension(file_name) else {
-        return Err(rejection
-            .reject(
-                RejectReason::UnsupportedFormat,
-                "extension is not a Transcribe Medical format",
-            )
-            .await);
-    };
     let context = || {
         format!(
             "session={session} object_ref={}",
@@ -276,17 +243,8 @@ where
         .unwrap_or("");
     let correlation_id = telemetry::recording_correlation_id(bucket, key, object_version);
     rejection.correlation_id = Some(telemetry::set_correlation_id(&correlation_id));
-    if head.size == 0 {
-        return Err(rejection
-            .reject(RejectReason::EmptyObject, "object is empty")
-            .await);
-    }
-    if head.size > config.max_recording_bytes {
-        let why = format!(
-            "{} bytes exceeds the limit of {}",
-            head.size, config.max_recording_bytes
-        );
-        return Err(rejection.reject(RejectReason::TooLarge, &why).await);
+    if let Err(refusal) = upload::check_head(config, &head) {
+        return Err(rejection.refuse(refusal).await);
     }
     let leading = match ports
         .store
@@ -300,9 +258,8 @@ where
         }
         other => other.context(context)?,
     };
-    if !format.matches(&leading) {
-        let why = format!("leading bytes are not {}", format.as_str());
-        return Err(rejection.reject(RejectReason::FormatMismatch, &why).await);
+    if let Err(refusal) = upload::check_leading_bytes(format, &leading) {
+        return Err(rejection.refuse(refusal).await);
     }
 
     let job = JobName::for_recording(&session, bucket, key, object_version).attempt_of(attempt);
@@ -392,6 +349,10 @@ struct Rejection<'a, P, St> {
 }
 
 impl<P: EventPublisher, St: StatusStore> Rejection<'_, P, St> {
+    async fn refuse(&self, refusal: upload::Refusal) -> StageError {
+        self.reject(refusal.reason, &refusal.why).await
+    }
+
     async fn reject(&self, reason: RejectReason, why: &str) -> StageError {
         warn!(reason = reason.as_str(), why, "recording rejected");
         metrics::rejected(STAGE, reason.as_str());
@@ -426,7 +387,7 @@ impl<P: EventPublisher, St: StatusStore> Rejection<'_, P, St> {
             .publish(&OutgoingEvent::from_event(&event))
             .await
         {
-            Ok(()) => StageError::permanent(reason.as_str(), context),
+            Ok(()) => StageError::permanent(reason, context),
             // The rejection must be announced before the message is parked: retry it.
             Err(err) => StageError::from_port(err, context),
         }
