@@ -280,10 +280,6 @@ class Source:
                 if not name.endswith("Config"):
                     self.impls.setdefault(name, []).append((rust, start, end))
                     continue
-                if name in self.section_files and self.section_files[name] != str(relative):
-                    self.problems.append(
-                        f"workers/src: `impl {name}` in both {self.section_files[name]} and {relative}"
-                    )
                 self.sections.setdefault(name, set()).update(rust.variables(start, end))
                 self.section_files[name] = str(relative)
                 inside.append((start, end))
@@ -297,7 +293,6 @@ class Source:
         self.shared.discard(STAGE_VARIABLE)
         stages_rs = workers / STAGES_RS
         self.stages_rust = RustFile(stages_rs.read_text()) if stages_rs.is_file() else None
-        self.every_section_variable: set[str] = set().union(*self.sections.values()) if self.sections else set()
 
     def binary(self, binary: str) -> RustFile | None:
         path = self.workers / "bin" / f"{binary}.rs"

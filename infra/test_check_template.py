@@ -126,7 +126,7 @@ def stages_rs(stages: dict[str, list[str]]) -> str:
         calls = []
         for name in sections:
             if name == "ConsumerConfig":
-                calls.append(f"consumer: Consumer::from_env(Stage::X, env, aws),")
+                calls.append("consumer: Consumer::from_env(Stage::X, env, aws),")
             else:
                 calls.append(f"let _ = config_or_exit({name}::from_env(&env));")
         body = "\n".join("            " + c for c in calls)
