@@ -37,9 +37,18 @@ failure prints every problem and exits 1.
      as TELEPIPE_{STAGE}__X (STAGE upper-cased, `-` as `_`), which that stage reads first;
      a scoped variable must be a section variable of a stage the function serves, and
      shared variables are set unscoped (they are not read through a stage's scope);
+   - derived variables (DERIVED): with TELEPIPE_STAGE auto, TELEPIPE_DLQ_URL may be unset
+     for a stage where TELEPIPE_DLQ_SUFFIX is set (scoped or not): that stage's DLQ URL is
+     then its TELEPIPE_QUEUE_URL + the suffix. A suffix must be used by some stage (an
+     explicit TELEPIPE_DLQ_URL wins), and is set on no other function: per-stage functions
+     name their DLQ;
    - no unscoped TELEPIPE_* variable is set that none of the function's stages reads;
    - parity with the per-stage layout: a telepipe-lambda function gives every variable its
-     stages read the value the function of that stage's own binary has (unset = ''); one
+     stages read the value the function of that stage's own binary has (unset = '': a
+     variable that function sets to a blank literal may be left unset); a derived DLQ URL
+     matches when the stage's queue is a queue of the template (Ref, or Fn::GetAtt
+     QueueUrl) whose QueueName + the suffix is the QueueName of the queue the per-stage
+     function's TELEPIPE_DLQ_URL names (plain string or Fn::Sub, compared as written); one
      serving a single stage has that function's properties but for its description; the
      `auto` one has their SQS events, at least their timeout and memory (parameter
      defaults), and their IAM statements, unchanged, but for the `ConfineSqsPollingToOwnQueue`
@@ -76,8 +85,8 @@ failure prints every problem and exits 1.
    JSON, names included, as Lambda measures them), estimated for long names: NamePrefix of
    20 characters, a 14-character region, generated role names of 64 characters, the other
    parameters at their defaults, and the longer branch of every open Fn::If. A function
-   listed in ENV_SIZE_KNOWN_OVER (with its reason) is reported as a WARNING while it is over,
-   and is a problem once it fits.
+   listed in ENV_SIZE_KNOWN_OVER (with its reason; none today) is reported as a WARNING
+   while it is over, and is a problem once it fits.
 """
 
 from __future__ import annotations
@@ -349,6 +358,84 @@ def blank(value: object) -> object:
     return "" if value is None or (isinstance(value, str) and not value.strip()) else value
 
 
+def lookup(env: dict, variable: str, stage: str | None) -> object:
+    """TELEPIPE_X as a stage sees it (workers' Env): with a stage (TELEPIPE_STAGE auto),
+    TELEPIPE_{STAGE}__X first, then TELEPIPE_X; a blank value is unset (None)."""
+    names = [variable]
+    if stage is not None and variable.startswith("TELEPIPE_"):
+        names.insert(0, f"TELEPIPE_{scope(stage)}__{variable[len('TELEPIPE_'):]}")
+    for name in names:
+        if blank(env.get(name)) != "":
+            return env[name]
+    return None
+
+
+def lookup_name(env: dict, variable: str, stage: str | None) -> str | None:
+    """Which variable `lookup` takes its value from, if any."""
+    names = [variable]
+    if stage is not None and variable.startswith("TELEPIPE_"):
+        names.insert(0, f"TELEPIPE_{scope(stage)}__{variable[len('TELEPIPE_'):]}")
+    return next((name for name in names if blank(env.get(name)) != ""), None)
+
+
+# Variables a stage derives when they are unset: X -> (base, suffix): X = base's value +
+# suffix's value (ConsumerConfig::dlq_url in workers/src/config.rs: every DLQ of the
+# template is named after its source queue, `{queue}-dlq`). Only the router (TELEPIPE_STAGE
+# auto), whose variables must fit Lambda's 4 KB, sets a suffix; per-stage functions name
+# their DLQ.
+DERIVED = {"TELEPIPE_DLQ_URL": ("TELEPIPE_QUEUE_URL", "TELEPIPE_DLQ_SUFFIX")}
+SUFFIXES = {suffix: variable for variable, (_base, suffix) in DERIVED.items()}
+
+
+def queue_of(value: object, resources: dict) -> str | None:
+    """The AWS::SQS::Queue whose URL `value` is (Ref, or Fn::GetAtt QueueUrl)."""
+    name = None
+    if isinstance(value, dict) and list(value) == ["Ref"]:
+        name = value["Ref"]
+    elif isinstance(value, dict) and list(value) == ["Fn::GetAtt"]:
+        target = value["Fn::GetAtt"]
+        target = target.split(".", 1) if isinstance(target, str) else target
+        if isinstance(target, list) and len(target) == 2 and target[1] == "QueueUrl":
+            name = target[0]
+    if isinstance(name, str) and (resources.get(name) or {}).get("Type") == "AWS::SQS::Queue":
+        return name
+    return None
+
+
+def with_suffix(name: object, suffix: str) -> object:
+    """A QueueName (plain, or Fn::Sub) with `suffix` appended, as the template writes it."""
+    if isinstance(name, str):
+        return name + suffix
+    if isinstance(name, dict) and list(name) == ["Fn::Sub"]:
+        sub = name["Fn::Sub"]
+        if isinstance(sub, str):
+            return {"Fn::Sub": sub + suffix}
+        if isinstance(sub, list) and len(sub) == 2 and isinstance(sub[0], str):
+            return {"Fn::Sub": [sub[0] + suffix, sub[1]]}
+    return None
+
+
+def derived_mismatch(base: object, suffix: object, expected: object, resources: dict) -> str | None:
+    """Why base + suffix (a queue's URL and a plain suffix) is not the URL `expected` (a
+    queue's URL too), comparing the two queues' QueueName properties; None if it is."""
+    if not isinstance(suffix, str) or "$" in suffix:
+        return f"the suffix {json.dumps(suffix)} must be a plain string"
+    source = queue_of(base, resources)
+    if source is None:
+        return f"{json.dumps(base)} is not the URL of a queue of the template (Ref or Fn::GetAtt QueueUrl)"
+    target = queue_of(expected, resources)
+    if target is None:
+        return f"the per-stage value {json.dumps(expected)} is not the URL of a queue of the template"
+    name = ((resources[source].get("Properties")) or {}).get("QueueName")
+    wanted = with_suffix(name, suffix.strip())
+    if wanted is None:
+        return f"{source} has no QueueName (plain or Fn::Sub) to append {json.dumps(suffix)} to"
+    actual = ((resources[target].get("Properties")) or {}).get("QueueName")
+    if json.dumps(actual, sort_keys=True) != json.dumps(wanted, sort_keys=True):
+        return f"{target}'s QueueName is {json.dumps(actual)}, not {source}'s + {json.dumps(suffix)} ({json.dumps(wanted)})"
+    return None
+
+
 def per_stage_functions(all_resources: dict) -> dict[str, tuple[str, dict]]:
     """stage -> (name, resource) of the function built from that stage's own binary."""
     found: dict[str, tuple[str, dict]] = {}
@@ -498,12 +585,57 @@ def worker_variables(template: dict, resolved: dict, source: Source, problems: l
         scopes = {scope(s): s for s in served}
         missing: list[str] = []
         needed = {(None, v) for v in base} | {(s, v) for s in served for v in own[s] - base}
+        # A router function leaves unset what its stage's own function sets blank (the
+        # workers read '' as unset), to save bytes of Lambda's 4 KB (rule 7).
+        originals = per_stage_functions(all_resources) if router else {}
+        their_env = {
+            stage: (((originals[stage][1].get("Properties") or {}).get("Environment")) or {}).get("Variables") or {}
+            for stage in served
+            if stage in originals
+        }
+        stage_scope = {stage: (stage if auto else None) for stage in served}
+        used_suffixes: set[str] = set()
         for stage in served:
             for variable in sorted(base | own[stage]):
                 scoped = f"TELEPIPE_{scope(stage)}__{variable[len('TELEPIPE_'):]}"
+                if variable in SUFFIXES and variable in own[stage]:
+                    # Optional: the variable it derives is required instead. Used where that
+                    # one is unset.
+                    if lookup(env, SUFFIXES[variable], stage_scope[stage]) is None:
+                        used = lookup_name(env, variable, stage_scope[stage])
+                        if used is not None:
+                            used_suffixes.add(used)
+                    continue
                 if variable in env or (auto and variable in own[stage] and scoped in env):
                     continue
+                derived = DERIVED.get(variable)
+                if (
+                    auto
+                    and derived is not None
+                    and derived[1] in own[stage]
+                    and lookup(env, derived[1], stage) is not None
+                ):
+                    continue
+                theirs = their_env.get(stage, {})
+                if variable in theirs and isinstance(theirs[variable], str) and blank(theirs[variable]) == "":
+                    continue
                 missing.append(variable if len(served) == 1 else f"{variable} ({stage})")
+        for variable in env:
+            suffix = variable
+            if variable.startswith("TELEPIPE_") and "__" in variable[len("TELEPIPE_"):]:
+                suffix = "TELEPIPE_" + variable[len("TELEPIPE_"):].split("__", 1)[1]
+            if suffix not in SUFFIXES or suffix not in reads or blank(env[variable]) == "":
+                continue  # (a suffix no stage reads is reported as such below)
+            if not auto:
+                problems.append(
+                    f"{name}: sets {variable}: only a router function (TELEPIPE_STAGE auto) derives "
+                    f"{SUFFIXES[suffix]} from {DERIVED[SUFFIXES[suffix]][0]} + {suffix}; set {SUFFIXES[suffix]}"
+                )
+            elif variable not in used_suffixes:
+                problems.append(
+                    f"{name}: sets {variable}, which no stage uses: each stage it applies to has "
+                    f"{SUFFIXES[suffix]} set, which wins"
+                )
         stale: list[str] = []
         for variable in env:
             if not variable.startswith("TELEPIPE_"):
@@ -527,15 +659,28 @@ def worker_variables(template: dict, resolved: dict, source: Source, problems: l
             written = (all_resources.get(name) or {}).get("Properties") or {}
             router_parity(name, written, served, template, problems)
             written_env = (written.get("Environment") or {}).get("Variables") or {}
-            originals = per_stage_functions(all_resources)
             for stage in served:
                 if stage not in originals:
                     continue
                 original_name, original = originals[stage]
-                theirs = ((original.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
+                theirs = their_env[stage]
                 for variable in sorted((base | own[stage]) - {STAGE_VARIABLE}):
-                    scoped = f"TELEPIPE_{scope(stage)}__{variable[len('TELEPIPE_'):]}"
-                    value = written_env.get(scoped, written_env.get(variable)) if auto else written_env.get(variable)
+                    if variable in SUFFIXES:
+                        continue  # compared through the variable it derives
+                    value = lookup(written_env, variable, stage_scope[stage])
+                    if variable in DERIVED and value is None and auto:
+                        base_variable, suffix_variable = DERIVED[variable]
+                        suffix = lookup(written_env, suffix_variable, stage)
+                        if suffix is not None:
+                            why = derived_mismatch(
+                                lookup(written_env, base_variable, stage), suffix, theirs.get(variable), all_resources
+                            )
+                            if why:
+                                problems.append(
+                                    f"{name}: {stage} derives {variable} as {base_variable} + {suffix_variable}, "
+                                    f"not {original_name}'s {json.dumps(theirs.get(variable))}: {why}"
+                                )
+                            continue
                     if blank(value) != blank(theirs.get(variable)):
                         problems.append(
                             f"{name}: {stage} reads {variable} = {json.dumps(value)}, "
@@ -1066,12 +1211,9 @@ GENERATED_ROLE_NAME = "r" * 64  # CloudFormation's generated role names reach 64
 
 # Functions known to exceed the limit: each run prints a WARNING naming it (its layout does
 # not deploy), and the check fails once it fits, so the entry cannot outlive its cause.
-ENV_SIZE_KNOWN_OVER = {
-    "RouterFunction": (
-        "the router carries the variables of six stages; it fits once the workers derive or "
-        "default some of them (infra/README.md, \"Router environment size\")"
-    ),
-}
+# None today: RouterFunction fits since its stages derive their DLQ URLs from their queue
+# URLs (TELEPIPE_DLQ_SUFFIX) and it leaves the blank credential variables unset.
+ENV_SIZE_KNOWN_OVER: dict[str, str] = {}
 
 
 class Unknown(Exception):

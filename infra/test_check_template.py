@@ -5,7 +5,10 @@ source layout it documents whatever workers/src holds today:
 - config sections in `impl XxxConfig` blocks of any non-test file, the stage wiring in
   `build_<stage>` of lambda/stages.rs (following `Type::from_env(` into other impl
   blocks), shared literals elsewhere, TELEPIPE_STAGE for telepipe-lambda only;
-- both FunctionLayout values of infra/template.yaml, and what each must catch.
+- both FunctionLayout values of infra/template.yaml, and what each must catch, including
+  the router's DLQ URLs derived from its queue URLs (TELEPIPE_DLQ_SUFFIX) and the blank
+  variables it leaves unset;
+- the environment size estimate (rule 7).
 
 Run by scripts/check-infra.sh with the tools venv's Python:
     .venv-infra/bin/python infra/test_check_template.py
@@ -78,7 +81,14 @@ def written_env(function: str) -> dict:
 
 
 SHARED_VARIABLES = {"TELEPIPE_METRICS", "TELEPIPE_METRICS_NAMESPACE", "TELEPIPE_S3_FORCE_PATH_STYLE"}
-CONSUMER = ["TELEPIPE_QUEUE_URL", "TELEPIPE_DLQ_URL", "TELEPIPE_MAX_RECEIVES", "TELEPIPE_RETRY_BASE_SECONDS", "TELEPIPE_RETRY_MAX_SECONDS"]
+CONSUMER = [
+    "TELEPIPE_QUEUE_URL",
+    "TELEPIPE_DLQ_URL",
+    "TELEPIPE_DLQ_SUFFIX",  # the router's: DLQ URL = queue URL + suffix where DLQ_URL is unset
+    "TELEPIPE_MAX_RECEIVES",
+    "TELEPIPE_RETRY_BASE_SECONDS",
+    "TELEPIPE_RETRY_MAX_SECONDS",
+]
 EVENTS = ["TELEPIPE_EVENT_BUS", "TELEPIPE_EVENT_SOURCE"]
 # stage -> (file of its own section, per-stage function, extra sections it reads)
 STAGES = {
@@ -260,9 +270,153 @@ class Rule3(unittest.TestCase):
 
     def test_router_lacks_a_scoped_queue(self):
         template = copy.deepcopy(TEMPLATE)
-        del self.router_env(template)["TELEPIPE_NOTIFIER__DLQ_URL"]
+        del self.router_env(template)["TELEPIPE_NOTIFIER__QUEUE_URL"]
         found = problems_for(self.tree.write(), template)
-        self.assertOnly(found, "Router", "lacks ['TELEPIPE_DLQ_URL (notifier)']")
+        # Its DLQ, derived from the queue URL, cannot be resolved either.
+        self.assertOnly(found, "Router", "lacks ['TELEPIPE_QUEUE_URL (notifier)']", "notifier derives TELEPIPE_DLQ_URL")
+
+    # ----- the router's DLQ URLs: queue URL + TELEPIPE_DLQ_SUFFIX ---------------------
+
+    def test_the_suffix_is_a_consumer_variable_of_the_real_source(self):
+        # check_template.py reads it from `impl ConsumerConfig` in workers/src/config.rs.
+        source = ct.Source(ct.WORKERS)
+        self.assertIn("TELEPIPE_DLQ_SUFFIX", source.sections["ConsumerConfig"])
+        self.assertNotIn("TELEPIPE_DLQ_SUFFIX", source.shared)
+
+    def test_router_derives_every_dlq(self):
+        env = self.router_env(TEMPLATE)
+        self.assertEqual(env["TELEPIPE_DLQ_SUFFIX"], "-dlq")
+        self.assertEqual([v for v in env if v.endswith("DLQ_URL")], [])
+
+    def test_router_without_the_suffix(self):
+        template = copy.deepcopy(TEMPLATE)
+        del self.router_env(template)["TELEPIPE_DLQ_SUFFIX"]
+        found = problems_for(self.tree.write(), template)
+        self.assertOnly(found, "Router", *(f"TELEPIPE_DLQ_URL ({stage})" for stage in ct.SQS_STAGES))
+
+    def test_router_wrong_suffix(self):
+        template = copy.deepcopy(TEMPLATE)
+        self.router_env(template)["TELEPIPE_DLQ_SUFFIX"] = "-dead"
+        found = problems_for(self.tree.write(), template)
+        self.assertOnly(found, "Router", "intake derives TELEPIPE_DLQ_URL", "IntakeDlq's QueueName is")
+        self.assertEqual(len(found["Router"]), len(ct.SQS_STAGES), found["Router"])
+
+    def test_router_suffix_must_be_plain(self):
+        template = copy.deepcopy(TEMPLATE)
+        self.router_env(template)["TELEPIPE_DLQ_SUFFIX"] = {"Fn::Sub": "-${NamePrefix}"}
+        found = problems_for(self.tree.write(), template)
+        self.assertOnly(found, "Router", "must be a plain string")
+
+    def test_dlq_not_named_after_its_queue(self):
+        # The per-stage function names its DLQ, whatever its name; the router cannot.
+        template = copy.deepcopy(TEMPLATE)
+        template["Resources"]["NotificationsDlq"]["Properties"]["QueueName"] = {"Fn::Sub": "${NamePrefix}-notifier-dlq"}
+        found = problems_for(self.tree.write(), template)
+        self.assertOnly(found, "Router", "notifier derives TELEPIPE_DLQ_URL", "NotificationsDlq's QueueName")
+
+    def test_per_stage_function_uses_another_dlq(self):
+        template = copy.deepcopy(TEMPLATE)
+        template["Resources"]["CaptureFunction"]["Properties"]["Environment"]["Variables"]["TELEPIPE_DLQ_URL"] = {"Ref": "RepliesDlq"}
+        found = problems_for(self.tree.write(), template)
+        self.assertOnly(found, "Router", "capture derives TELEPIPE_DLQ_URL", "not CaptureFunction's")
+
+    def test_router_queue_url_by_getatt(self):
+        template = copy.deepcopy(TEMPLATE)
+        url = {"Fn::GetAtt": ["IntakeQueue", "QueueUrl"]}
+        self.router_env(template)["TELEPIPE_INTAKE__QUEUE_URL"] = url
+        template["Resources"]["IntakeFunction"]["Properties"]["Environment"]["Variables"]["TELEPIPE_QUEUE_URL"] = url
+        self.assertClean(problems_for(self.tree.write(), template))
+
+    def test_router_explicit_dlq_wins(self):
+        template = copy.deepcopy(TEMPLATE)
+        self.router_env(template)["TELEPIPE_CLINICAL__DLQ_URL"] = {"Ref": "ClinicalDlq"}
+        self.assertClean(problems_for(self.tree.write(), template))
+        self.router_env(template)["TELEPIPE_CLINICAL__DLQ_URL"] = {"Ref": "IntakeDlq"}
+        found = problems_for(self.tree.write(), template)
+        self.assertOnly(found, "Router", "clinical reads TELEPIPE_DLQ_URL")
+
+    def test_router_suffix_no_stage_uses(self):
+        template = copy.deepcopy(TEMPLATE)
+        env = self.router_env(template)
+        for stage, dlq in zip(ct.SQS_STAGES, ("IntakeDlq", "ClinicalDlq", "SessionsDlq", "NotificationsDlq", "CaptureDlq", "RepliesDlq")):
+            env[f"TELEPIPE_{ct.scope(stage)}__DLQ_URL"] = {"Ref": dlq}
+        found = problems_for(self.tree.write(), template)
+        self.assertOnly(found, "Router", "sets TELEPIPE_DLQ_SUFFIX, which no stage uses")
+        del env["TELEPIPE_DLQ_SUFFIX"]
+        self.assertClean(problems_for(self.tree.write(), template))
+
+    def test_router_scoped_suffix(self):
+        template = copy.deepcopy(TEMPLATE)
+        env = self.router_env(template)
+        env["TELEPIPE_CAPTURE__DLQ_SUFFIX"] = "-dlq"
+        self.assertClean(problems_for(self.tree.write(), template))
+        env["TELEPIPE_CAPTURE__DLQ_SUFFIX"] = "-other"
+        found = problems_for(self.tree.write(), template)
+        self.assertOnly(found, "Router", "capture derives TELEPIPE_DLQ_URL")
+        self.assertEqual(len(found["Router"]), 1, found["Router"])
+
+    def test_per_stage_function_must_not_set_the_suffix(self):
+        template = copy.deepcopy(TEMPLATE)
+        env = template["Resources"]["CaptureFunction"]["Properties"]["Environment"]["Variables"]
+        env["TELEPIPE_DLQ_SUFFIX"] = "-dlq"
+        found = problems_for(self.tree.write(), template)
+        self.assertOnly(found, "PerStage", "CaptureFunction: sets TELEPIPE_DLQ_SUFFIX: only a router function")
+        del env["TELEPIPE_DLQ_URL"]
+        found = problems_for(self.tree.write(), template)
+        self.assertTrue(any("CaptureFunction: sets TELEPIPE_DLQ_SUFFIX" in p for p in found["PerStage"]), found)
+        self.assertTrue(any("lacks ['TELEPIPE_DLQ_URL']" in p for p in found["PerStage"]), found)
+
+    def test_derived_mismatch(self):
+        resources = {
+            "A": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "a"}},
+            "ADlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "a-dlq"}},
+            "B": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::Sub": ["${P}-b", {"P": "x"}]}}},
+            "BDlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::Sub": ["${P}-b-dlq", {"P": "x"}]}}},
+            "Unnamed": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {}},
+        }
+        self.assertIsNone(ct.derived_mismatch({"Ref": "A"}, "-dlq", {"Ref": "ADlq"}, resources))
+        self.assertIsNone(ct.derived_mismatch({"Fn::GetAtt": "A.QueueUrl"}, " -dlq ", {"Fn::GetAtt": ["ADlq", "QueueUrl"]}, resources))
+        self.assertIsNone(ct.derived_mismatch({"Ref": "B"}, "-dlq", {"Ref": "BDlq"}, resources))
+        self.assertIn("QueueName", ct.derived_mismatch({"Ref": "A"}, "-dlq", {"Ref": "BDlq"}, resources))
+        self.assertIn("not the URL of a queue", ct.derived_mismatch({"Fn::GetAtt": "A.Arn"}, "-dlq", {"Ref": "ADlq"}, resources))
+        self.assertIn("not the URL of a queue", ct.derived_mismatch({"Ref": "Bucket"}, "-dlq", {"Ref": "ADlq"}, resources))
+        self.assertIn("per-stage value", ct.derived_mismatch({"Ref": "A"}, "-dlq", "https://sqs/a-dlq", resources))
+        self.assertIn("has no QueueName", ct.derived_mismatch({"Ref": "Unnamed"}, "-dlq", {"Ref": "ADlq"}, resources))
+
+    # ----- blank variables: unset on the router ------------------------------------------
+
+    def test_router_leaves_blank_credentials_unset(self):
+        env = self.router_env(TEMPLATE)
+        for variable in ("TELEPIPE_PHONE_KEY", "TELEPIPE_TWILIO_ACCOUNT_SID", "TELEPIPE_TWILIO_AUTH_TOKEN"):
+            self.assertNotIn(variable, env)
+            self.assertEqual(written_env("NotifierFunction")[variable], "")
+
+    def test_router_may_omit_only_what_its_stage_sets_blank(self):
+        template = copy.deepcopy(TEMPLATE)
+        template["Resources"]["NotifierFunction"]["Properties"]["Environment"]["Variables"]["TELEPIPE_TWILIO_AUTH_TOKEN"] = "x"
+        found = problems_for(self.tree.write(), template)
+        self.assertOnly(found, "Router", "lacks ['TELEPIPE_TWILIO_AUTH_TOKEN (notifier)']", "notifier reads TELEPIPE_TWILIO_AUTH_TOKEN")
+        template = copy.deepcopy(TEMPLATE)
+        del self.router_env(template)["TELEPIPE_CLINIC_NAME"]  # not blank per stage: required
+        found = problems_for(self.tree.write(), template)
+        self.assertOnly(found, "Router", "lacks ['TELEPIPE_CLINIC_NAME (notifier)']")
+
+    def test_router_sets_a_blank_variable(self):
+        template = copy.deepcopy(TEMPLATE)
+        self.router_env(template)["TELEPIPE_PHONE_KEY"] = ""
+        self.assertClean(problems_for(self.tree.write(), template))
+        self.router_env(template)["TELEPIPE_PHONE_KEY"] = "a-key"
+        found = problems_for(self.tree.write(), template)
+        self.assertOnly(found, "Router", "sessions reads TELEPIPE_PHONE_KEY")
+
+    def test_per_stage_function_still_sets_its_blank_variables(self):
+        template = copy.deepcopy(TEMPLATE)
+        del template["Resources"]["SessionsFunction"]["Properties"]["Environment"]["Variables"]["TELEPIPE_PHONE_KEY"]
+        found = problems_for(self.tree.write(), template)
+        self.assertTrue(any("SessionsFunction: Environment lacks ['TELEPIPE_PHONE_KEY']" in p for p in found["PerStage"]))
+        # ... and the router's allowance goes with it.
+        self.assertTrue(any("lacks ['TELEPIPE_PHONE_KEY (sessions)']" in p for p in found["Router"]))
 
     def test_router_scoped_variable_no_stage_reads(self):
         template = copy.deepcopy(TEMPLATE)
@@ -351,12 +505,20 @@ class EnvironmentSize(unittest.TestCase):
         self.assertEqual(url, f"https://sqs.{ct.LONG_REGION}.amazonaws.com/{ct.ACCOUNT}/{'p' * 20}-intake")
         self.assertEqual(ct.estimate({"Fn::If": ["X", "a", "abc"]}, resolved), "abc")
 
-    def test_per_stage_fits_and_router_is_a_known_warning(self):
+    def test_both_layouts_fit(self):
+        # The router fits (queue URL + TELEPIPE_DLQ_SUFFIX for its DLQs): no known exception.
+        self.assertNotIn("RouterFunction", ct.ENV_SIZE_KNOWN_OVER)
         self.assertEqual(self.sizes(TEMPLATE, "PerStage"), ([], []))
-        problems, warnings = self.sizes(TEMPLATE, "Router")
-        self.assertEqual(problems, [])
-        warned = any("RouterFunction" in w and "does NOT deploy" in w for w in warnings)
-        self.assertEqual(warned, "RouterFunction" in ct.ENV_SIZE_KNOWN_OVER)
+        self.assertEqual(self.sizes(TEMPLATE, "Router"), ([], []))
+
+    def test_router_over_again_fails(self):
+        template = copy.deepcopy(TEMPLATE)
+        env = template["Resources"]["RouterFunction"]["Properties"]["Environment"]["Variables"]
+        for stage, dlq in zip(ct.SQS_STAGES, ("IntakeDlq", "ClinicalDlq", "SessionsDlq", "NotificationsDlq", "CaptureDlq", "RepliesDlq")):
+            env[f"TELEPIPE_{ct.scope(stage)}__DLQ_URL"] = {"Ref": dlq}
+        problems, warnings = self.sizes(template, "Router")
+        self.assertTrue(any("RouterFunction" in p and "the deploy would fail" in p for p in problems), problems)
+        self.assertEqual(warnings, [])
 
     def test_a_function_over_the_limit(self):
         template = copy.deepcopy(TEMPLATE)

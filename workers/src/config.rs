@@ -190,7 +190,7 @@ impl EventsConfig {
 pub struct ConsumerConfig {
     /// `TELEPIPE_QUEUE_URL` (required): the queue this worker consumes, for visibility backoff.
     pub queue_url: String,
-    /// `TELEPIPE_DLQ_URL` (required): the source queue's dead-letter queue, where permanent
+    /// `TELEPIPE_DLQ_URL` (required unless `TELEPIPE_DLQ_SUFFIX` is set): the source queue's dead-letter queue, where permanent
     /// failures are sent at once with their reason.
     pub dlq_url: String,
     /// `TELEPIPE_MAX_RECEIVES` (default 5): after this many receives a retryable failure is
@@ -230,11 +230,29 @@ impl ConsumerConfig {
         }
         Ok(Self {
             queue_url: env.required("TELEPIPE_QUEUE_URL")?,
-            dlq_url: env.required("TELEPIPE_DLQ_URL")?,
+            dlq_url: Self::dlq_url(env)?,
             max_receives,
             retry_base: Duration::from_secs(base),
             retry_max: Duration::from_secs(max),
         })
+    }
+
+    /// `TELEPIPE_DLQ_URL`, or, where only `TELEPIPE_DLQ_SUFFIX` is set (the Lambda router, whose
+    /// variables must fit Lambda's 4 KB), the consumed queue's URL with that suffix (the
+    /// template names every dead-letter queue `{queue}-dlq`).
+    fn dlq_url(env: &Env) -> Result<String, ConfigError> {
+        match (
+            env.optional("TELEPIPE_DLQ_URL"),
+            env.optional("TELEPIPE_DLQ_SUFFIX"),
+        ) {
+            (Some(url), _) => Ok(url),
+            (None, Some(suffix)) => Ok(format!(
+                "{}{}",
+                env.required("TELEPIPE_QUEUE_URL")?.trim_end_matches('/'),
+                suffix.trim()
+            )),
+            (None, None) => env.required("TELEPIPE_DLQ_URL"),
+        }
     }
 }
 
@@ -376,6 +394,28 @@ mod tests {
             ("TELEPIPE_RETRY_MAX_SECONDS", "50000"),
         ];
         assert_eq!(variable(&pairs), "TELEPIPE_RETRY_MAX_SECONDS");
+    }
+
+    #[test]
+    fn a_dlq_suffix_names_each_queues_own_dead_letter_queue() {
+        let pairs = [
+            (
+                "TELEPIPE_INTAKE__QUEUE_URL",
+                "https://sqs/1/telepipe-intake",
+            ),
+            (
+                "TELEPIPE_CLINICAL__QUEUE_URL",
+                "https://sqs/1/telepipe-clinical",
+            ),
+            ("TELEPIPE_CLINICAL__DLQ_URL", "https://sqs/1/elsewhere"),
+            ("TELEPIPE_DLQ_SUFFIX", "-dlq"),
+        ];
+        let env = Env::from_pairs(&pairs);
+        let intake = ConsumerConfig::from_env(&env.scoped("INTAKE")).unwrap();
+        assert_eq!(intake.dlq_url, "https://sqs/1/telepipe-intake-dlq");
+        // An explicit URL wins over the suffix.
+        let clinical = ConsumerConfig::from_env(&env.scoped("CLINICAL")).unwrap();
+        assert_eq!(clinical.dlq_url, "https://sqs/1/elsewhere");
     }
 
     #[test]
