@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The demo is offline: build without the AWS SDK (the operator commands' `--aws` need the
-# default features: `cargo build --release -p telepipe-local --bin telepipe`).
-cargo build --release --quiet -p telepipe-local --no-default-features --features whisper --bin telepipe
+# default features: `cargo build --release -p telepipe-cli`).
+cargo build --release --quiet -p telepipe-cli --no-default-features --features whisper --bin telepipe
 exec target/release/telepipe demo "$@"

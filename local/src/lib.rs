@@ -7,12 +7,15 @@
 //! offline clinical NLP engine (`nlp`), a Chime media concatenator (`capture`), the
 //! per-recording status store (`status_store`)
 //! — and `runtime`, which drives them and the sweeper. `dlq` and `forget` adapt the data
-//! directory to the operator tooling's ports (`telepipe dlq`, `forget`, `reprocess`).
+//! directory to the operator tooling's ports (`telepipe dlq`, `forget`, `reprocess`);
+//! `status`, `timeline` and `demo` gather what `telepipe status` and `telepipe demo` show.
+//! The `telepipe` command itself (arguments, output, exit codes) is the `telepipe-cli` crate.
 
 pub mod audit;
 pub mod bus;
 pub mod capture;
 pub mod db;
+pub mod demo;
 pub mod dlq;
 pub mod faults;
 pub mod forget;

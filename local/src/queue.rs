@@ -32,7 +32,7 @@ pub struct LocalMessage {
 }
 
 /// Depths of one queue.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueDepth {
     pub visible: u64,
     pub in_flight: u64,

@@ -84,6 +84,8 @@ pub enum LocalError {
     Rules(#[from] crate::pattern::PatternError),
     #[error("another telepipe runtime (pid {pid}) is using {}; stop it first", path.display())]
     Locked { path: PathBuf, pid: u32 },
+    #[error("{} has no telepipe.db: not a data directory", path.display())]
+    NotADataDir { path: PathBuf },
     #[error("{0}")]
     Port(#[from] PortError),
 }
@@ -280,7 +282,7 @@ impl<N: ClinicalNlp, E: SpeechToText> Pipeline<N, E> {
             scheduler: LocalScheduler::new(db.clone(), queues.clone()),
             notifications: LocalNotifications::new(queues.clone()),
             ledger: LocalLedger::new(db.clone(), notifier.idempotency_window),
-            outbox: Outbox::new(&data_dir.join("outbox"), false),
+            outbox: Outbox::new(&data_dir.join("outbox")),
             sessions,
             notifier,
             db,
@@ -694,6 +696,18 @@ pub fn open_bus(data_dir: &Path) -> Result<LocalBus, LocalError> {
     declare_queues(&queues).map_err(db_error)?;
     let events = EventsConfig::from_env(&Env::process_with_defaults(LOCAL_DEFAULTS))?;
     Ok(LocalBus::new(db, queues, events.source, deployed_rules()?))
+}
+
+/// The database of an existing data directory, for the commands that read one: never
+/// creates one, so a mistyped path says so instead of showing an empty pipeline.
+pub fn open_existing(data_dir: &Path) -> Result<Db, LocalError> {
+    let path = data_dir.join("telepipe.db");
+    if !path.exists() {
+        return Err(LocalError::NotADataDir {
+            path: data_dir.to_path_buf(),
+        });
+    }
+    Db::open(&path).map_err(|source| LocalError::Database { path, source })
 }
 
 /// Exclusive use of a data directory by one long-running runtime.

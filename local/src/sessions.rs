@@ -1,7 +1,8 @@
 //! Local adapters of the sessions and notifier ports: session state and idempotency
 //! records in SQLite (conditional writes as single statements), a scheduler of SQLite
-//! timers that deliver to local queues when due, and an outbox that writes each message
-//! as one JSON file and prints it, instead of texting or emailing anyone.
+//! timers that deliver to local queues when due, an outbox that writes each message
+//! as one JSON file (and shows a masked copy to whoever watches it) instead of texting or
+//! emailing anyone, and patients' texts put on the replies queue (`telepipe sms receive`).
 
 use crate::db::Db;
 use crate::queue::Queues;
@@ -509,18 +510,60 @@ pub fn mask_address(address: &str) -> String {
     format!("{head}{}{tail}", "•".repeat(chars.len() - 7))
 }
 
-/// `MessageSender` that writes `DIR/{time}-{intent}.json` per message and prints it.
+/// Masks every `address` string in a JSON value (phone numbers, email addresses).
+pub fn mask_addresses(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                match item {
+                    serde_json::Value::String(text) if key == "address" => {
+                        *text = mask_address(text);
+                    }
+                    other => mask_addresses(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_addresses),
+        _ => {}
+    }
+}
+
+/// What the outbox shows of a message it wrote. The address is masked: the full one stays
+/// in the file only, since a terminal is scrollback, logs and screen shares.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxCopy {
+    pub channel: &'static str,
+    /// `mask_address` of the recipient.
+    pub to: String,
+    pub subject: Option<String>,
+    pub body: String,
+    /// The file holding the whole message.
+    pub path: PathBuf,
+}
+
+type Watcher = std::sync::Arc<dyn Fn(&OutboxCopy) + Send + Sync>;
+
+/// `MessageSender` that writes `DIR/{time}-{intent}.json` per message and hands a masked
+/// copy to its watcher, if any (`telepipe run` prints it: the local stand-in for a phone).
 #[derive(Clone)]
 pub struct Outbox {
     dir: PathBuf,
-    print: bool,
+    watcher: Option<Watcher>,
 }
 
 impl Outbox {
-    pub fn new(dir: &Path, print: bool) -> Self {
+    pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
-            print,
+            watcher: None,
+        }
+    }
+
+    /// The same outbox, calling `watcher` after each message is written.
+    pub fn watched(self, watcher: impl Fn(&OutboxCopy) + Send + Sync + 'static) -> Self {
+        Self {
+            watcher: Some(std::sync::Arc::new(watcher)),
+            ..self
         }
     }
 
@@ -555,27 +598,53 @@ impl MessageSender for Outbox {
         )
         .map_err(error)?;
         std::fs::rename(&partial, &path).map_err(error)?;
-        if self.print {
-            // The local runtime's stand-in for a phone: the user asked to see the message.
-            // The address itself stays in the file only: a terminal is scrollback, logs, screen shares.
-            println!(
-                "outbox: {} to {} ({})",
-                message.channel.as_str(),
-                mask_address(&message.to),
-                path.display()
-            );
-            if let Some(subject) = &message.subject {
-                println!("  subject: {subject}");
-            }
-            for line in message.body.lines() {
-                println!("  {line}");
-            }
+        if let Some(watcher) = &self.watcher {
+            watcher(&OutboxCopy {
+                channel: message.channel.as_str(),
+                to: mask_address(&message.to),
+                subject: message.subject.clone(),
+                body: message.body.clone(),
+                path,
+            });
         }
         Ok(SendReceipt {
             provider: "outbox",
             provider_message_id: Some(name),
         })
     }
+}
+
+/// Why a patient's text was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundSmsError {
+    #[error("the sender must be an E.164 number like +15551230000")]
+    NotE164,
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// One patient's text on the replies queue, as the webhook or SNS would put it on AWS;
+/// `telepipe run` then hands it to the replies stage. Returns the message id given to it.
+pub fn queue_inbound_sms(
+    bus: &crate::bus::LocalBus,
+    from: &str,
+    body: &str,
+) -> Result<String, InboundSmsError> {
+    if !telepipe_workers::notifier::address::is_e164(from) {
+        return Err(InboundSmsError::NotE164);
+    }
+    let sms = telepipe_events::replies::InboundSms {
+        provider: telepipe_events::replies::InboundProvider::Local,
+        message_id: format!("local-{}", crate::db::random_id()),
+        from: from.to_owned(),
+        to: String::new(),
+        body: body.to_owned(),
+        opt_out_type: None,
+    };
+    let text = serde_json::to_string(&sms).expect("an inbound text serializes");
+    bus.queues()
+        .send(crate::runtime::REPLIES_QUEUE, &text, &BTreeMap::new(), 0)?;
+    Ok(sms.message_id)
 }
 
 /// A session's notification log (every send, skip and failure), oldest first.

@@ -15,7 +15,7 @@ use telepipe_workers::clinical::parse_transcript_key;
 use telepipe_workers::status::State;
 
 /// Where one recording is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RecordingStatus {
     pub session_id: String,
     /// The Transcribe job name, or the object reference when no job was started.

@@ -1,44 +1,10 @@
 //! `telepipe status` over the status store (SQLite locally, DynamoDB with `--aws`):
 //! per-recording timelines of one session, or of every recording that entered a state
-//! (`--state`) since a time (`--since`). Renders ids, states, times and reason codes —
-//! all the store holds.
+//! (`--state`) since a time (`--since`). Ids, states, times and reason codes — all the
+//! store holds; the command line renders them.
 
-use crate::status::format_time;
 use std::collections::BTreeMap;
 use telepipe_workers::status::{State, StatusStore, Transition};
-
-/// `90s`, `30m`, `1h`, `2d`, `1w` (or a bare number of minutes) in milliseconds.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30m, 1h or 2d"))?;
-    let unit_ms = match unit.trim() {
-        "s" | "sec" | "secs" => 1_000,
-        "" | "m" | "min" | "mins" => 60_000,
-        "h" | "hour" | "hours" => 3_600_000,
-        "d" | "day" | "days" => 86_400_000,
-        "w" | "week" | "weeks" => 7 * 86_400_000,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} (use s, m, h, d or w)"
-            ))
-        }
-    };
-    Ok(number.saturating_mul(unit_ms))
-}
-
-/// `received`, `failed`, ... (any state the store records).
-pub fn parse_state(text: &str) -> Result<State, String> {
-    State::parse(text).ok_or_else(|| {
-        let names: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
-        format!("unknown state {text:?} (one of {})", names.join(", "))
-    })
-}
 
 /// What to show.
 #[derive(Debug, Clone, Default)]
@@ -48,13 +14,22 @@ pub struct Selection {
     pub state: Option<State>,
 }
 
-/// The timelines the selection names, rendered as text: one block per recording,
-/// its transitions oldest first.
-pub async fn render<St: StatusStore>(
+/// One recording's transitions, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingTimeline {
+    pub session_id: String,
+    pub recording: String,
+    /// The object reference its transitions name, when one does.
+    pub object_ref: Option<String>,
+    pub transitions: Vec<Transition>,
+}
+
+/// The timelines the selection names, by session and recording.
+pub async fn select<St: StatusStore>(
     store: &St,
     selection: &Selection,
     now_ms: i64,
-) -> Result<String, String> {
+) -> Result<Vec<RecordingTimeline>, String> {
     let mut by_recording: BTreeMap<(String, String), Vec<Transition>> = BTreeMap::new();
     let sessions: Vec<String> = match &selection.session {
         Some(session) => vec![session.clone()],
@@ -85,8 +60,8 @@ pub async fn render<St: StatusStore>(
             }
         }
     }
-    let mut out = String::new();
-    for ((session, recording), mut transitions) in by_recording {
+    let mut timelines = Vec::new();
+    for ((session_id, recording), mut transitions) in by_recording {
         transitions.sort_by_key(|t| (t.at_ms, t.attempt, t.state.rank()));
         if let Some(since) = selection.since_ms.filter(|_| selection.session.is_some()) {
             if transitions.iter().all(|t| t.at_ms < since) {
@@ -100,43 +75,15 @@ pub async fn render<St: StatusStore>(
         {
             continue;
         }
-        let object = transitions
-            .iter()
-            .find_map(|t| t.object_ref.clone())
-            .map(|o| format!("  object {o}"))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "session {session}  recording {recording}{object}\n"
-        ));
-        for t in &transitions {
-            let state = match t.state {
-                State::Stalled => format!("stalled ({})", t.reason.as_deref().unwrap_or("?")),
-                state => state.as_str().to_owned(),
-            };
-            let mut detail = Vec::new();
-            if t.attempt > 1 {
-                detail.push(format!("attempt {}", t.attempt));
-            }
-            if let Some(job) = &t.job_name {
-                detail.push(format!("job {job}"));
-            }
-            if let (Some(class), Some(reason)) = (&t.error_class, &t.reason) {
-                detail.push(format!("{class}: {reason}"));
-            } else if let (Some(reason), false) = (&t.reason, t.state == State::Stalled) {
-                detail.push(reason.clone());
-            }
-            out.push_str(&format!(
-                "  {:<21} {:<24} {}\n",
-                format_time(t.at_ms),
-                state,
-                detail.join("  ")
-            ));
-        }
+        let object_ref = transitions.iter().find_map(|t| t.object_ref.clone());
+        timelines.push(RecordingTimeline {
+            session_id,
+            recording,
+            object_ref,
+            transitions,
+        });
     }
-    if out.is_empty() {
-        out.push_str("(no recordings match)\n");
-    }
-    Ok(out)
+    Ok(timelines)
 }
 
 #[cfg(test)]
@@ -144,18 +91,6 @@ mod tests {
     use super::*;
     use crate::db::Db;
     use crate::status_store::SqliteStatus;
-
-    #[test]
-    fn durations_and_states_parse() {
-        assert_eq!(parse_duration("1h"), Ok(3_600_000));
-        assert_eq!(parse_duration("30m"), Ok(1_800_000));
-        assert_eq!(parse_duration("2d"), Ok(172_800_000));
-        assert_eq!(parse_duration("45"), Ok(2_700_000));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("3y").is_err());
-        assert_eq!(parse_state("Failed"), Ok(State::Failed));
-        assert!(parse_state("lost").is_err());
-    }
 
     #[tokio::test]
     async fn failed_recordings_since_a_time_show_their_whole_timeline() {
@@ -178,19 +113,28 @@ mod tests {
             state: Some(State::Failed),
             session: None,
         };
-        let text = render(&store, &selection, now).await.unwrap();
-        assert!(text.contains("session s1  recording r1"), "{text}");
-        assert!(text.contains("permanent: unsupported_media"), "{text}");
-        assert!(text.contains("received"), "the whole timeline: {text}");
-        assert!(!text.contains("s2") && !text.contains("s3"), "{text}");
+        let found = select(&store, &selection, now).await.unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].session_id.as_str(), found[0].recording.as_str()),
+            ("s1", "r1")
+        );
+        let states: Vec<State> = found[0].transitions.iter().map(|t| t.state).collect();
+        assert_eq!(
+            states,
+            [State::Received, State::Transcribing, State::Failed],
+            "the whole timeline"
+        );
+        assert_eq!(
+            found[0].transitions[2].reason.as_deref(),
+            Some("unsupported_media")
+        );
         let one = Selection {
             session: Some("s2".into()),
             ..Selection::default()
         };
-        let text = render(&store, &one, now).await.unwrap();
-        assert!(
-            text.contains("recording r2") && !text.contains("r1"),
-            "{text}"
-        );
+        let found = select(&store, &one, now).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].recording, "r2");
     }
 }

@@ -5,22 +5,22 @@
 //! - `message`: what a dead letter says about itself, PHI-free body summaries, filters;
 //! - `journal`: the replay journal (audit record and interruption safety);
 //! - `replay`: the replay algorithm, one async function over the port;
-//! - `memory`: in-memory adapter and fault injection for tests; `sqs`: Amazon SQS
-//!   (feature `aws`); the local runtime's adapter lives in `telepipe_local::dlq`;
-//! - `cli`: the clap arguments and handlers the `telepipe` binary mounts;
+//! - `memory`: in-memory adapter and fault injection, test support behind the `testkit`
+//!   feature; `sqs`: Amazon SQS (feature `aws`); the local runtime's adapter lives in
+//!   `telepipe_local::dlq`;
 //! - `session_data`: `telepipe forget` / `reprocess` over the `SessionData` port;
-//!   `session_cli` their clap arguments; `aws_session` the AWS adapter (feature `aws`),
-//!   the local one is `telepipe_local::forget`.
+//!   `aws_session` the AWS adapter (feature `aws`), the local one is `telepipe_local::forget`.
+//!
+//! The command line itself (arguments, output, exit codes) is the `telepipe-cli` crate.
 
 #[cfg(feature = "aws")]
 pub mod aws_session;
-pub mod cli;
 pub mod journal;
+#[cfg(any(test, feature = "testkit"))]
 pub mod memory;
 pub mod message;
 pub mod port;
 pub mod replay;
-pub mod session_cli;
 pub mod session_data;
 #[cfg(feature = "aws")]
 pub mod sqs;

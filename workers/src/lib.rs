@@ -5,7 +5,8 @@
 //!   stage acting on recordings stuck past a deadline.
 //! - `error`: the retryable/permanent taxonomy every failure is sorted into.
 //! - `batch`: driving a stage over a queue batch (partial failures, dead letters, backoff).
-//! - `aws`: SDK adapters of the ports; `memory`: in-memory adapters.
+//! - `aws`: SDK adapters of the ports; `memory`: in-memory adapters and `synth`: synthetic
+//!   transcripts, both test support behind the `testkit` feature (not production modules).
 //! - `config`: environment variables, validated once at start-up.
 //! - `metrics`, `telemetry`: CloudWatch EMF metrics, JSON logs and correlation ids.
 
@@ -22,6 +23,7 @@ pub mod intake;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod media;
+#[cfg(any(test, feature = "testkit"))]
 pub mod memory;
 pub mod metrics;
 pub mod notifier;
@@ -33,5 +35,6 @@ pub mod session_state;
 pub mod sessions;
 pub mod status;
 pub mod sweeper;
+#[cfg(any(test, feature = "testkit"))]
 pub mod synth;
 pub mod telemetry;

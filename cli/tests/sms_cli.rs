@@ -5,13 +5,13 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use common::fresh_dir;
 use telepipe_local::runtime::{open_bus, REPLIES_QUEUE};
 
 fn receive(dir: &Path, from: &str, body: &str, stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telepipe"))
+    let mut child = common::telepipe()
         .args([
             "sms",
             "receive",

@@ -6,14 +6,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use telepipe_local::db::Db;
 use telepipe_local::queue::Queues;
 use telepipe_local::runtime::INTAKE_DLQ;
 
 fn start(dir: &Path, model: &str, nlp: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_telepipe"))
+    common::telepipe()
         .args(["run", "--data-dir"])
         .arg(dir)
         .args(["--model", model, "--nlp-data", nlp])

@@ -1,18 +1,24 @@
-//! `telepipe dlq list|peek|replay`: the clap argument types and their handlers, so the
-//! `telepipe` binary only adds a subcommand and passes the local adapter's constructor.
+//! `telepipe dlq list|peek|replay`: arguments, output and exit codes over the operator
+//! tooling (`telepipe_ops`: the `DlqAdmin` port, the replay algorithm and its journal) and
+//! its adapters (the data directory's queues, or SQS with `--aws`).
 //!
-//! Output goes to stdout; progress and diagnostics to stderr. Bodies are printed only
-//! with `--show-body`; otherwise a summary without PHI (see `crate::message`).
+//! Results go to stdout (a table or one JSON document); progress and diagnostics to stderr.
+//! Bodies are printed only with `--show-body`; otherwise a summary without PHI (see
+//! `telepipe_ops::message`).
 
-use crate::journal::{FileJournal, MemoryJournal};
-use crate::message::{parse_attribute, parse_duration, summarize, DeadLetterInfo, Filter};
-use crate::port::{DlqAdmin, DlqInfo};
-use crate::replay::{replay, Mode, ReplayOptions, ReplayReport};
+use crate::args::DATA_DIR_ENV;
+use crate::output::{or_dash, table, CommandResult, Failure, Outcome, Printer};
+use crate::progress::Progress;
 use clap::{Args, Subcommand};
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use serde::Serialize;
+use std::path::PathBuf;
 use std::time::Duration;
+use telepipe_ops::journal::{FileJournal, MemoryJournal};
+use telepipe_ops::message::{
+    parse_attribute, parse_duration, summarize, BodySummary, DeadLetterInfo, Filter,
+};
+use telepipe_ops::port::{DlqAdmin, DlqInfo};
+use telepipe_ops::replay::{replay, Mode, ReplayOptions, ReplayReport};
 use telepipe_workers::clock::now_ms;
 use telepipe_workers::error::{ErrorClass, PortError, PortErrorKind};
 
@@ -20,7 +26,7 @@ use telepipe_workers::error::{ErrorClass, PortError, PortErrorKind};
 #[derive(Debug, Args)]
 pub struct DlqArgs {
     /// The local runtime's data directory (its SQLite queues).
-    #[arg(long, global = true, conflicts_with = "aws")]
+    #[arg(long, global = true, env = DATA_DIR_ENV)]
     pub data_dir: Option<PathBuf>,
     /// Amazon SQS, with the SDK's standard configuration (AWS_REGION, AWS_ENDPOINT_URL,
     /// credentials chain).
@@ -34,8 +40,8 @@ pub struct DlqArgs {
 pub enum DlqCommand {
     /// Each dead-letter queue with its depth, oldest message age and source queue.
     List {
-        /// One JSON object per line.
-        #[arg(long)]
+        /// Same as `--output json` (kept for existing scripts).
+        #[arg(long, hide = true)]
         json: bool,
     },
     /// Messages of a dead-letter queue with reason, stage, error class and receive count.
@@ -48,8 +54,8 @@ pub enum DlqCommand {
         /// Print message bodies (they may contain PHI such as object keys).
         #[arg(long)]
         show_body: bool,
-        /// One JSON object per line.
-        #[arg(long)]
+        /// Same as `--output json` (kept for existing scripts).
+        #[arg(long, hide = true)]
         json: bool,
     },
     /// Send dead letters back to their source queue (move by default), journaled so an
@@ -158,48 +164,57 @@ fn file_safe(name: &str) -> String {
         .collect()
 }
 
-/// Runs a `telepipe dlq` command. `open_local` opens the local runtime's adapter on a data
-/// directory (it lives in `telepipe-local`, which depends on this crate).
-pub async fn run<L, F>(args: &DlqArgs, open_local: F) -> Result<ExitCode, String>
-where
-    L: DlqAdmin,
-    F: FnOnce(&Path) -> Result<L, String>,
-{
-    match (&args.data_dir, args.aws) {
-        (Some(data_dir), false) => {
-            let admin = open_local(data_dir)?;
-            let journal_dir = data_dir.join("replay");
-            execute(&admin, &args.command, &|queue| {
-                journal_dir.join(format!("{}.jsonl", file_safe(queue)))
-            })
-            .await
-        }
-        (None, true) => run_aws(&args.command).await,
-        _ => Err("say where the queues are: --data-dir DIR (local runtime) or --aws (SQS)".into()),
+/// Runs a `telepipe dlq` command on the data directory's queues or, with `--aws`, on SQS.
+pub async fn run(args: &DlqArgs, printer: Printer) -> CommandResult {
+    if args.aws {
+        return run_aws(&args.command, printer).await;
     }
+    let Some(data_dir) = &args.data_dir else {
+        return Err(Failure::Usage(format!(
+            "say where the queues are: --data-dir DIR (or {DATA_DIR_ENV}) for the local runtime, or --aws for SQS"
+        )));
+    };
+    let admin = telepipe_local::dlq::LocalDlqAdmin::open(data_dir)?;
+    let journal_dir = data_dir.join("replay");
+    execute(&admin, &args.command, printer, &|queue| {
+        journal_dir.join(format!("{}.jsonl", file_safe(queue)))
+    })
+    .await
 }
 
 #[cfg(feature = "aws")]
-async fn run_aws(command: &DlqCommand) -> Result<ExitCode, String> {
-    let admin = crate::sqs::SqsDlqAdmin::from_env().await;
+async fn run_aws(command: &DlqCommand, printer: Printer) -> CommandResult {
+    let admin = telepipe_ops::sqs::SqsDlqAdmin::from_env().await;
     if let DlqCommand::Replay(replay) = command {
         if replay.native {
-            return native(&admin, replay).await;
+            return native(&admin, replay, printer).await;
         }
     }
-    execute(&admin, command, &|queue| {
+    execute(&admin, command, printer, &|queue| {
         PathBuf::from(format!("telepipe-replay-{}.jsonl", file_safe(queue)))
     })
     .await
 }
 
 #[cfg(not(feature = "aws"))]
-async fn run_aws(_command: &DlqCommand) -> Result<ExitCode, String> {
+async fn run_aws(_command: &DlqCommand, _printer: Printer) -> CommandResult {
     Err("this telepipe was built without SQS support: rebuild with the `aws` feature".into())
 }
 
+/// What `--native` started.
+#[derive(Serialize)]
+struct NativeMove {
+    queue: String,
+    target: String,
+    task: String,
+}
+
 #[cfg(feature = "aws")]
-async fn native(admin: &crate::sqs::SqsDlqAdmin, args: &ReplayArgs) -> Result<ExitCode, String> {
+async fn native(
+    admin: &telepipe_ops::sqs::SqsDlqAdmin,
+    args: &ReplayArgs,
+    printer: Printer,
+) -> CommandResult {
     let selective = args.stage.is_some()
         || args.error_class.is_some()
         || args.reason.is_some()
@@ -213,7 +228,9 @@ async fn native(admin: &crate::sqs::SqsDlqAdmin, args: &ReplayArgs) -> Result<Ex
         || args.force
         || args.journal.is_some();
     if selective {
-        return Err("--native moves the whole queue: it takes only --to and --rate".into());
+        return Err(Failure::Usage(
+            "--native moves the whole queue: it takes only --to and --rate".into(),
+        ));
     }
     let rate = args.rate.map(|r| r.round().clamp(1.0, 500.0) as i32);
     // An explicit destination: messages the workers parked themselves (not moved by a
@@ -232,78 +249,119 @@ async fn native(admin: &crate::sqs::SqsDlqAdmin, args: &ReplayArgs) -> Result<Ex
                 )
             })?,
     };
-    let handle = admin
+    let task = admin
         .start_native_move(&args.queue, Some(&target), rate)
         .await
         .map_err(|e| advice(&e, &args.queue))?;
-    println!("started SQS message move task {handle} for {}", args.queue);
-    println!("(SQS moves messages back to their source queue itself; no journal is written)");
-    Ok(ExitCode::SUCCESS)
+    let started = NativeMove {
+        queue: args.queue.clone(),
+        target,
+        task,
+    };
+    printer.show(&started, |m| {
+        format!(
+            "started SQS message move task {} for {}\n(SQS moves messages back to their source queue itself; no journal is written)",
+            m.task, m.queue
+        )
+    })?;
+    Ok(Outcome::Done)
 }
 
 async fn execute<A: DlqAdmin>(
     admin: &A,
     command: &DlqCommand,
+    printer: Printer,
     default_journal: &dyn Fn(&str) -> PathBuf,
-) -> Result<ExitCode, String> {
+) -> CommandResult {
     match command {
-        DlqCommand::List { json } => list(admin, *json).await,
+        DlqCommand::List { json } => list(admin, printer.or_json(*json)).await,
         DlqCommand::Peek {
             queue,
             max,
             show_body,
             json,
-        } => peek(admin, queue, *max, *show_body, *json).await,
+        } => peek(admin, queue, *max, *show_body, printer.or_json(*json)).await,
         DlqCommand::Replay(args) => {
             if args.native {
-                return Err(
+                return Err(Failure::Usage(
                     "--native needs --aws: SQS's own redrive has no local equivalent".into(),
-                );
+                ));
             }
-            replay_command(admin, args, default_journal).await
+            replay_command(admin, args, printer, default_journal).await
         }
     }
 }
 
-fn source_name(info: &DlqInfo) -> String {
+fn source_name(info: &DlqInfo) -> Option<String> {
     info.source
         .as_deref()
         .map(|s| s.rsplit('/').next().unwrap_or(s).to_owned())
-        .unwrap_or_else(|| "-".into())
 }
 
-async fn list<A: DlqAdmin>(admin: &A, json: bool) -> Result<ExitCode, String> {
+/// One dead-letter queue, as `dlq list` shows it.
+#[derive(Serialize)]
+struct ListedQueue {
+    name: String,
+    queue: String,
+    depth: u64,
+    in_flight: u64,
+    oldest_age_secs: Option<u64>,
+    source: Option<String>,
+    fifo: bool,
+}
+
+async fn list<A: DlqAdmin>(admin: &A, printer: Printer) -> CommandResult {
     let dlqs = admin.list().await.map_err(|e| advice(&e, "*"))?;
-    if json {
-        for info in &dlqs {
-            let line = serde_json::json!({
-                "name": info.name, "queue": info.queue, "depth": info.depth,
-                "in_flight": info.in_flight,
-                "oldest_age_secs": info.oldest_age.map(|a| a.as_secs()),
-                "source": info.source, "fifo": info.fifo,
-            });
-            println!("{line}");
+    let listed: Vec<ListedQueue> = dlqs
+        .iter()
+        .map(|info| ListedQueue {
+            name: info.name.clone(),
+            queue: info.queue.clone(),
+            depth: info.depth,
+            in_flight: info.in_flight,
+            oldest_age_secs: info.oldest_age.map(|a| a.as_secs()),
+            source: info.source.clone(),
+            fifo: info.fifo,
+        })
+        .collect();
+    printer.show(&listed, |_| {
+        if dlqs.is_empty() {
+            return "(no dead-letter queues)".into();
         }
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "{:<32} {:>8} {:>10} {:>8}  source",
-        "dead-letter queue", "depth", "in flight", "oldest"
-    );
-    for info in &dlqs {
-        println!(
-            "{:<32} {:>8} {:>10} {:>8}  {}",
-            info.name,
-            info.depth,
-            info.in_flight,
-            format_age(info.oldest_age),
-            source_name(info)
-        );
-    }
-    if dlqs.is_empty() {
-        println!("(no dead-letter queues)");
-    }
-    Ok(ExitCode::SUCCESS)
+        let mut t = table([
+            "dead-letter queue",
+            "depth",
+            "in flight",
+            "oldest",
+            "source",
+        ]);
+        for info in &dlqs {
+            t.add_row([
+                info.name.clone(),
+                info.depth.to_string(),
+                info.in_flight.to_string(),
+                format_age(info.oldest_age),
+                or_dash(source_name(info)),
+            ]);
+        }
+        t.to_string()
+    })?;
+    Ok(Outcome::Done)
+}
+
+/// One dead letter, as `dlq peek` shows it.
+#[derive(Serialize)]
+struct Peeked {
+    message_id: String,
+    age_secs: Option<u64>,
+    dead_letter: DeadLetterInfo,
+    body: BodySummary,
+    group_id: Option<String>,
+    /// Attribute names only.
+    attributes: Vec<String>,
+    /// The body itself, with `--show-body` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_text: Option<String>,
 }
 
 async fn peek<A: DlqAdmin>(
@@ -311,68 +369,68 @@ async fn peek<A: DlqAdmin>(
     queue: &str,
     max: usize,
     show_body: bool,
-    json: bool,
-) -> Result<ExitCode, String> {
+    printer: Printer,
+) -> CommandResult {
     let info = admin.find(queue).await.map_err(|e| advice(&e, queue))?;
     let messages = admin
         .peek(&info.queue, max)
         .await
         .map_err(|e| advice(&e, queue))?;
     let now = now_ms();
-    for message in &messages {
-        let dead = DeadLetterInfo::of(message);
-        let summary = summarize(&message.body);
-        let age = message
-            .sent_at_ms
-            .map(|sent| Duration::from_millis((now - sent).max(0) as u64));
-        if json {
-            let mut line = serde_json::json!({
-                "message_id": message.id, "age_secs": age.map(|a| a.as_secs()),
-                "dead_letter": dead, "body": summary, "group_id": message.group_id,
-                "attributes": message.attributes.keys().collect::<Vec<_>>(),
-            });
-            if show_body {
-                line["body_text"] = message.body.clone().into();
+    let peeked: Vec<Peeked> = messages
+        .iter()
+        .map(|message| Peeked {
+            message_id: message.id.clone(),
+            age_secs: message
+                .sent_at_ms
+                .map(|sent| Duration::from_millis((now - sent).max(0) as u64).as_secs()),
+            dead_letter: DeadLetterInfo::of(message),
+            body: summarize(&message.body),
+            group_id: message.group_id.clone(),
+            attributes: message.attributes.keys().cloned().collect(),
+            body_text: show_body.then(|| message.body.clone()),
+        })
+        .collect();
+    printer.show(&peeked, |peeked| {
+        let mut out = String::new();
+        for p in peeked {
+            let dead = &p.dead_letter;
+            let summary = &p.body;
+            out.push_str(&format!(
+                "{}  age {}  stage {}  class {}  reason {}  receives {}\n",
+                p.message_id,
+                format_age(p.age_secs.map(Duration::from_secs)),
+                dead.stage.as_deref().unwrap_or("-"),
+                dead.error_class.as_deref().unwrap_or("-"),
+                dead.reason,
+                dead.receive_count
+            ));
+            if let Some(context) = &dead.context {
+                out.push_str(&format!("    context: {context}\n"));
             }
-            println!("{line}");
-            continue;
-        }
-        println!(
-            "{}  age {}  stage {}  class {}  reason {}  receives {}",
-            message.id,
-            format_age(age),
-            dead.stage.as_deref().unwrap_or("-"),
-            dead.error_class.as_deref().unwrap_or("-"),
-            dead.reason,
-            dead.receive_count
-        );
-        if let Some(context) = &dead.context {
-            println!("    context: {context}");
-        }
-        println!(
-            "    body: {} bytes, sha256 {}, {}{}{}",
-            summary.bytes,
-            summary.sha256,
-            summary.kind,
-            if summary.session_ids.is_empty() {
-                String::new()
-            } else {
-                format!(", session {}", summary.session_ids.join(" "))
-            },
-            if summary.events.is_empty() {
-                String::new()
-            } else {
-                format!(", {}", summary.events.join("; "))
+            out.push_str(&format!(
+                "    body: {} bytes, sha256 {}, {}{}{}\n",
+                summary.bytes,
+                summary.sha256,
+                summary.kind,
+                if summary.session_ids.is_empty() {
+                    String::new()
+                } else {
+                    format!(", session {}", summary.session_ids.join(" "))
+                },
+                if summary.events.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", summary.events.join("; "))
+                }
+            ));
+            if let Some(body) = &p.body_text {
+                out.push_str(&format!("    {body}\n"));
             }
-        );
-        if show_body {
-            println!("    {}", message.body);
         }
-    }
-    if !json {
-        println!(
+        out.push_str(&format!(
             "{} of {} message(s) shown from {}{}",
-            messages.len(),
+            peeked.len(),
             info.depth,
             info.name,
             if show_body {
@@ -380,29 +438,43 @@ async fn peek<A: DlqAdmin>(
             } else {
                 " (bodies hidden; --show-body prints them)"
             }
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+        ));
+        out
+    })?;
+    Ok(Outcome::Done)
 }
 
-fn print_progress(report: &ReplayReport, done: bool) {
-    eprint!(
-        "\rreplay: {} scanned, {} matched, {} sent, {} deleted, {} already sent, {} uncertain{}",
+fn counts(report: &ReplayReport) -> String {
+    format!(
+        "replay: {} scanned, {} matched, {} sent, {} deleted, {} already sent, {} uncertain",
         report.scanned,
         report.matched,
         report.sent,
         report.deleted,
         report.already_sent,
         report.uncertain.len(),
-        if done { "\n" } else { "" }
-    );
+    )
+}
+
+/// What `dlq replay` did (or, on a dry run, would do).
+#[derive(Serialize)]
+struct Replayed {
+    dlq: String,
+    target: String,
+    journal: PathBuf,
+    /// `move` or `copy`.
+    mode: &'static str,
+    dry_run: bool,
+    #[serde(flatten)]
+    report: ReplayReport,
 }
 
 async fn replay_command<A: DlqAdmin>(
     admin: &A,
     args: &ReplayArgs,
+    printer: Printer,
     default_journal: &dyn Fn(&str) -> PathBuf,
-) -> Result<ExitCode, String> {
+) -> CommandResult {
     let dlq = admin
         .find(&args.queue)
         .await
@@ -417,7 +489,9 @@ async fn replay_command<A: DlqAdmin>(
         })?,
     };
     if target == dlq.queue {
-        return Err("the target is the dead-letter queue itself: name another with --to".into());
+        return Err(Failure::Usage(
+            "the target is the dead-letter queue itself: name another with --to".into(),
+        ));
     }
     let journal_path = args
         .journal
@@ -454,47 +528,25 @@ async fn replay_command<A: DlqAdmin>(
             ", filtered"
         }
     );
-    let interactive = std::io::stderr().is_terminal();
-    let mut progress = |report: &ReplayReport| {
-        if interactive {
-            print_progress(report, false);
-        }
+    let mut progress = Progress::new(dlq.depth, "messages", Some(Duration::from_secs(1)));
+    let mut on_progress = |report: &ReplayReport| {
+        progress.set(report.scanned as u64, counts(report));
     };
     // A dry run writes nothing, not even a new journal file; an existing one still tells
     // it what earlier runs did.
     let outcome = if args.dry_run && !journal_path.exists() {
         let mut journal = MemoryJournal::default();
-        replay(admin, &mut journal, &options, &mut progress).await
+        replay(admin, &mut journal, &options, &mut on_progress).await
     } else {
         let mut journal = FileJournal::open(&journal_path)
             .map_err(|e| format!("journal {}: {e}", journal_path.display()))?;
-        replay(admin, &mut journal, &options, &mut progress).await
+        replay(admin, &mut journal, &options, &mut on_progress).await
     };
     let report = match &outcome {
-        Ok(report) => report,
-        Err(failure) => &failure.report,
+        Ok(report) => report.clone(),
+        Err(failure) => failure.report.clone(),
     };
-    print_progress(report, true);
-    for planned in &report.planned {
-        println!(
-            "would send {}  stage {}  reason {}  {} bytes{}",
-            planned.message_id,
-            planned.stage.as_deref().unwrap_or("-"),
-            planned.reason,
-            planned.bytes,
-            if planned.session_ids.is_empty() {
-                String::new()
-            } else {
-                format!("  session {}", planned.session_ids.join(" "))
-            }
-        );
-    }
-    for id in &report.uncertain {
-        println!("uncertain {id}: an earlier run may have sent it; left in place (re-run with --force to resend)");
-    }
-    for id in &report.unsupported {
-        println!("not replayed {id}: it carries binary message attributes this tool cannot copy");
-    }
+    progress.finish(&counts(&report));
     // Messages hidden by an interrupted run (or read by someone else) were not scanned.
     if let Ok(after) = admin.find(&dlq.queue).await {
         if after.in_flight > 0 {
@@ -505,24 +557,70 @@ async fn replay_command<A: DlqAdmin>(
         }
     }
     if let Err(failure) = outcome {
-        return Err(format!(
+        return Err(Failure::Runtime(format!(
             "replay stopped: {} — nothing is lost: originals are deleted only after their copy is journaled as sent",
             failure.error
-        ));
+        )));
     }
-    Ok(
-        if report.uncertain.is_empty() && report.unsupported.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        },
-    )
+    let complete = report.uncertain.is_empty() && report.unsupported.is_empty();
+    let replayed = Replayed {
+        dlq: dlq.name.clone(),
+        target: target.rsplit('/').next().unwrap_or(&target).to_owned(),
+        journal: journal_path,
+        mode: options.mode.as_str(),
+        dry_run: args.dry_run,
+        report,
+    };
+    printer.show(&replayed, |r| {
+        let mut out = String::new();
+        for planned in &r.report.planned {
+            out.push_str(&format!(
+                "would send {}  stage {}  reason {}  {} bytes{}\n",
+                planned.message_id,
+                planned.stage.as_deref().unwrap_or("-"),
+                planned.reason,
+                planned.bytes,
+                if planned.session_ids.is_empty() {
+                    String::new()
+                } else {
+                    format!("  session {}", planned.session_ids.join(" "))
+                }
+            ));
+        }
+        for id in &r.report.uncertain {
+            out.push_str(&format!("uncertain {id}: an earlier run may have sent it; left in place (re-run with --force to resend)\n"));
+        }
+        for id in &r.report.unsupported {
+            out.push_str(&format!(
+                "not replayed {id}: it carries binary message attributes this tool cannot copy\n"
+            ));
+        }
+        out.push_str(&format!(
+            "{}{} of {} matched message(s) {} {}",
+            if r.dry_run { "dry run: " } else { "" },
+            if r.dry_run {
+                r.report.planned.len()
+            } else {
+                r.report.sent + r.report.already_sent
+            },
+            r.report.matched,
+            if r.dry_run { "would go to" } else { "went to" },
+            r.target
+        ));
+        out
+    })?;
+    Ok(if complete {
+        Outcome::Done
+    } else {
+        Outcome::Partial
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::path::Path;
 
     #[derive(Parser)]
     struct Cli {
@@ -578,7 +676,7 @@ mod tests {
         assert_eq!(replay.rate, Some(5.0));
         assert_eq!(replay.older_than, Some(Duration::from_secs(3_600)));
         assert!(replay.copy && replay.dry_run);
-        assert!(parse(&["list", "--aws", "--data-dir", "d"]).is_err());
+        // `--aws` with a typed `--data-dir` is refused by `crate::args::both_places`.
         assert!(parse(&["replay", "q", "--aws", "--error-class", "maybe"]).is_err());
         assert!(parse(&["replay", "q", "--aws", "--rate", "0"]).is_err());
         assert!(parse(&["--aws", "peek", "q", "--show-body"]).is_ok());
