@@ -202,6 +202,7 @@ async fn run_aws(_command: &DlqCommand, _printer: Printer) -> CommandResult {
 }
 
 /// What `--native` started.
+#[cfg(feature = "aws")]
 #[derive(Serialize)]
 struct NativeMove {
     queue: String,

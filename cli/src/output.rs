@@ -25,8 +25,8 @@ pub enum Format {
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  runtime failure (nothing or not everything was done; the reason is on stderr),
-     or a check that found a problem (`audit verify`)
+  1  runtime failure: the command stopped on an error (the reason is on stderr),
+     or a check found a problem (`audit verify`)
   2  usage: unknown command or flag, missing or invalid value (also from the environment)
   3  partial success: the command ran but left some items undone
      (`dlq replay` with uncertain or unsupported messages, `demo` with a recording
