@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod bus;
 pub mod capture;
+pub mod console;
 pub mod db;
 pub mod demo;
 pub mod dlq;

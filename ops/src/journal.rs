@@ -61,6 +61,23 @@ pub trait Journal: Send {
     }
 }
 
+/// Where a local data directory keeps the replay journal of dead-letter queue `queue`:
+/// `DATA_DIR/replay/{queue}.jsonl`, so every tool (the command line, the console) resumes
+/// the same record of what was sent.
+pub fn local_journal_path(data_dir: &Path, queue: &str) -> PathBuf {
+    let safe: String = queue
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    data_dir.join("replay").join(format!("{safe}.jsonl"))
+}
+
 /// A JSON lines file, appended to and synced line by line.
 pub struct FileJournal {
     path: PathBuf,

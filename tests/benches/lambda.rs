@@ -1,7 +1,9 @@
 //! The Lambda binaries as Lambda runs them, against a stand-in Runtime API:
 //! - cold start: process start until the first `GET /runtime/invocation/next`, median of
 //!   10, for `intake` and `clinical`, next to a Python 3.11 + boto3 handler building the
-//!   same clients (measured in the same run);
+//!   same clients, and for the single artifact `telepipe-lambda` serving `intake` alone
+//!   (`TELEPIPE_STAGE=intake`) and every SQS stage (`TELEPIPE_STAGE=auto`), each next to
+//!   the per-stage `intake` binary (all measured in the same run);
 //! - peak RSS of `clinical` processing a 4-hour transcript (S3, EventBridge and SQS on
 //!   moto; Comprehend Medical on a stub answering empty CBOR results).
 //!
@@ -112,6 +114,8 @@ fn lambda_env(command: &mut Command, runtime_port: u16) {
         .env("TELEPIPE_DLQ_URL", "http://127.0.0.1:1/dlq")
         .env("TELEPIPE_TRANSCRIPTS_BUCKET", "transcripts")
         .env("TELEPIPE_RESULTS_BUCKET", "results")
+        .env("TELEPIPE_STATUS_TABLE", "status")
+        .env("TELEPIPE_METRICS", "off")
         .env("LOG_LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -176,6 +180,48 @@ fn main() {
         };
         results.push((label, median));
     }
+    // The router: the same intake function from the one artifact, then one function
+    // serving all six SQS stages (every stage's variables set, queues scoped).
+    let router = binary("telepipe-lambda");
+    let served = |stage: &'static str| {
+        let router = router.clone();
+        move |port| {
+            let mut command = Command::new(&router);
+            lambda_env(&mut command, port);
+            command
+                .env("SSL_CERT_FILE", bundle)
+                .env("TELEPIPE_STAGE", stage);
+            if stage == "auto" {
+                for scope in [
+                    "INTAKE", "CLINICAL", "SESSIONS", "NOTIFIER", "CAPTURE", "REPLIES",
+                ] {
+                    let queue = format!("http://127.0.0.1:1/123456789012/{scope}");
+                    command
+                        .env(format!("TELEPIPE_{scope}__QUEUE_URL"), &queue)
+                        .env(format!("TELEPIPE_{scope}__DLQ_URL"), format!("{queue}-dlq"));
+                }
+                let arn = "arn:aws:sqs:us-east-1:123456789012:q";
+                command
+                    .env("TELEPIPE_RECORDINGS_BUCKET", "recordings")
+                    .env("TELEPIPE_SESSIONS_TABLE", "sessions")
+                    .env("TELEPIPE_NOTIFICATIONS_QUEUE_URL", "http://127.0.0.1:1/n")
+                    .env("TELEPIPE_NOTIFICATIONS_QUEUE_ARN", arn)
+                    .env("TELEPIPE_SESSIONS_QUEUE_ARN", arn)
+                    .env("TELEPIPE_SCHEDULER_DLQ_ARN", arn)
+                    .env("TELEPIPE_SCHEDULE_GROUP", "telepipe")
+                    .env(
+                        "TELEPIPE_SCHEDULER_ROLE_ARN",
+                        "arn:aws:iam::123456789012:role/s",
+                    )
+                    .env("TELEPIPE_PHONE_KEY", "a-bench-phone-key-of-enough-length");
+            }
+            command
+        }
+    };
+    let own_intake = results[0].1;
+    let router_intake = cold_start(served("intake"));
+    let router_auto = cold_start(served("auto"));
+
     let boto3 = cold_start(|port| {
         let mut command = Command::new(&python);
         command.arg(&handler);
@@ -196,9 +242,27 @@ fn main() {
         "| Python 3.11 + boto3 (5 clients) | {:.1} ms | 1× |",
         boto3.as_secs_f64() * 1e3
     );
+    println!();
+    println!("One artifact for every stage (SSL_CERT_FILE as deployed), same run");
+    println!("| function | median | vs the per-stage intake binary |");
+    println!("|---|---|---|");
+    for (label, median) in [
+        ("intake (per-stage binary)", own_intake),
+        ("telepipe-lambda, TELEPIPE_STAGE=intake", router_intake),
+        (
+            "telepipe-lambda, TELEPIPE_STAGE=auto (6 SQS stages)",
+            router_auto,
+        ),
+    ] {
+        println!(
+            "| {label} | {:.1} ms | {:.2}× |",
+            median.as_secs_f64() * 1e3,
+            median.as_secs_f64() / own_intake.as_secs_f64()
+        );
+    }
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (bucket, key, results_bucket, size) = runtime.block_on(async {
+    let (bucket, key, results_bucket, status_table, size) = runtime.block_on(async {
         let context = moto_context().await;
         let s3 = s3_client(&context);
         let (transcripts, results) = (unique("bench-transcripts"), unique("bench-results"));
@@ -222,7 +286,8 @@ fn main() {
         create_queue(&sqs, "bench-clinical").await;
         let bus = aws_sdk_eventbridge::Client::new(&context.sdk);
         let _ = bus.create_event_bus().name("bench-bus").send().await;
-        (transcripts, key, results, size)
+        let status_table = telepipe_tests::create_pk_sk_table(&context, "bench-status").await;
+        (transcripts, key, results, status_table, size)
     });
     let notification = serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put",
         "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]});
@@ -242,6 +307,7 @@ fn main() {
         )
         .env("TELEPIPE_S3_FORCE_PATH_STYLE", "true")
         .env("TELEPIPE_RESULTS_BUCKET", &results_bucket)
+        .env("TELEPIPE_STATUS_TABLE", &status_table)
         .env("TELEPIPE_EVENT_BUS", "bench-bus");
     let started = Instant::now();
     let mut child = command.spawn().unwrap();

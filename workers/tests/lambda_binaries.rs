@@ -12,6 +12,7 @@
 mod support {
     pub mod comprehend_stub;
     pub mod mini_http;
+    pub mod moto;
     pub mod runtime_api;
 }
 
@@ -42,14 +43,7 @@ struct Stack {
 
 impl Stack {
     async fn new(moto: String) -> Self {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&moto)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .load()
-            .await;
+        let sdk = support::moto::sdk(&moto).await;
         let suffix = format!("{:08x}", fastrand::u32(..));
         let s3 = self::s3(&sdk);
         let name = |what: &str| format!("lambda-{what}-{suffix}");

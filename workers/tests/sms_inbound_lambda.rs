@@ -5,6 +5,7 @@
 
 mod support {
     pub mod mini_http;
+    pub mod moto;
     pub mod runtime_api;
 }
 
@@ -39,14 +40,7 @@ async fn signed_webhooks_are_queued_and_unsigned_ones_refused_by_the_built_lambd
         eprintln!("skipped: set TELEPIPE_MOTO_URL (scripts/test.sh does)");
         return;
     };
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
+    let sdk = support::moto::sdk(&moto).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue_url = sqs
         .create_queue()
