@@ -3,7 +3,7 @@
 //!
 //! This crate is the command line only: arguments (clap), output (`output`: tables or one
 //! JSON document, exit codes; `progress`) and dispatch. The work is the libraries':
-//! `telepipe_local` (runtime, adapters) and `telepipe_ops` (dead letters, forget,
+//! `telepipe_local` (runtime, adapters, console) and `telepipe_ops` (dead letters, forget,
 //! reprocess over ports).
 //!
 //! - `telepipe demo`: runs the bundled sample recordings (and a Chime-style capture in
@@ -20,10 +20,11 @@
 //!   (audited, resumable) or re-feed it from a stage (`session`);
 //! - `telepipe status`: where each recording is, queue depths and dead letters; with
 //!   `--since`/`--state` (or `--aws`), per-recording timelines from the status store;
-//! - `telepipe audit [verify]`, `telepipe completions`.
+//! - `telepipe audit [verify]`, `telepipe serve`, `telepipe report`, `telepipe completions`.
 
 mod args;
 mod audit;
+mod console;
 mod dlq;
 mod events;
 mod notify;
@@ -234,6 +235,39 @@ Examples:
         #[arg(long)]
         aws: bool,
     },
+    /// The web console on 127.0.0.1 until Ctrl-C: prints its URL (with the access token)
+    /// as its first line, as plain text whatever --output says.
+    #[command(after_help = "\
+Examples:
+  telepipe serve --data-dir .data/try
+  telepipe serve --data-dir .data/try --port 8080")]
+    Serve {
+        /// The data directory of a `run` or `demo`.
+        #[arg(long, env = DATA_DIR_ENV)]
+        data_dir: PathBuf,
+        /// The port (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// One visit as a self-contained HTML file.
+    #[command(after_help = "\
+Examples:
+  telepipe report --session visit-0001 --data-dir .data/try --out visit-0001.html
+  telepipe report --session visit-0001 --out visit.html --embed-audio --output json")]
+    Report {
+        /// The session.
+        #[arg(long)]
+        session: String,
+        /// The data directory of a `run` or `demo`.
+        #[arg(long, env = DATA_DIR_ENV)]
+        data_dir: PathBuf,
+        /// The HTML file to write (readable by its owner only).
+        #[arg(long)]
+        out: PathBuf,
+        /// Embed the recording in the file.
+        #[arg(long)]
+        embed_audio: bool,
+    },
     /// A completion script for a shell, on stdout.
     #[command(after_help = "\
 Examples:
@@ -406,7 +440,7 @@ async fn dispatch(command: Command, printer: Printer) -> CommandResult {
         }
         Command::Forget(args) => session::run_forget(&args, printer).await,
         Command::Reprocess(args) => session::run_reprocess(&args, printer).await,
-        Command::Completions { .. } => {
+        Command::Serve { .. } | Command::Report { .. } | Command::Completions { .. } => {
             unreachable!("run outside the async runtime by main")
         }
     }
@@ -440,6 +474,14 @@ fn main() -> ExitCode {
     }
     let printer = Printer::new(cli.output);
     let result = match cli.command {
+        // The console runs its own async runtime; the others need none.
+        Command::Serve { data_dir, port } => console::serve(&data_dir, port),
+        Command::Report {
+            session,
+            data_dir,
+            out,
+            embed_audio,
+        } => console::report(&data_dir, &session, &out, embed_audio, printer),
         Command::Completions { shell } => completions(shell, printer),
         command => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -54,6 +54,7 @@ async fn every_command_answers_json() {
     let d = s(&dir);
     let envelope = dir.join("scheduled.json");
     std::fs::write(&envelope, common::scheduled("visit-c").to_string()).unwrap();
+    let report = dir.join("visit-a.html");
 
     // Read-only commands: tables first, then the same as JSON.
     let reading: Vec<Vec<&str>> = vec![
@@ -202,6 +203,17 @@ async fn every_command_answers_json() {
         "1d",
     ]);
     assert!(!audit.as_array().unwrap().is_empty(), "{audit}");
+    let written = json(&[
+        "report",
+        "--session",
+        "visit-a",
+        "--data-dir",
+        d,
+        "--out",
+        s(&report),
+    ]);
+    assert_eq!(written["written"], s(&report), "{written}");
+    assert!(report.exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
