@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
-use telepipe_ops::journal::{FileJournal, MemoryJournal};
+use telepipe_ops::journal::{local_journal_path, FileJournal, MemoryJournal};
 use telepipe_ops::message::{
     parse_attribute, parse_duration, summarize, BodySummary, DeadLetterInfo, Filter,
 };
@@ -152,6 +152,8 @@ fn format_age(age: Option<Duration>) -> String {
     }
 }
 
+/// A queue name as a file name (`./telepipe-replay-QUEUE.jsonl` on SQS).
+#[cfg(feature = "aws")]
 fn file_safe(name: &str) -> String {
     name.chars()
         .map(|c| {
@@ -175,9 +177,9 @@ pub async fn run(args: &DlqArgs, printer: Printer) -> CommandResult {
         )));
     };
     let admin = telepipe_local::dlq::LocalDlqAdmin::open(data_dir)?;
-    let journal_dir = data_dir.join("replay");
+    // Where the console journals too, so either resumes the other's replay.
     execute(&admin, &args.command, printer, &|queue| {
-        journal_dir.join(format!("{}.jsonl", file_safe(queue)))
+        local_journal_path(data_dir, queue)
     })
     .await
 }
