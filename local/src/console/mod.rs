@@ -159,15 +159,23 @@ fn problem(code: StatusCode, title: &str, detail: &str) -> Response {
     (code, page(pages::problem(title, detail))).into_response()
 }
 
-fn open(console: &Console) -> Result<DataDir, Response> {
-    DataDir::open(&console.data_dir)
-        .map_err(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, "Data directory", &e))
+/// A handler's early answer (boxed: a response is large next to what handlers return).
+type Early = Box<Response>;
+
+fn open(console: &Console) -> Result<DataDir, Early> {
+    DataDir::open(&console.data_dir).map_err(|e| {
+        Box::new(problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Data directory",
+            &e,
+        ))
+    })
 }
 
 async fn overview(State(console): State<Arc<Console>>) -> Response {
     let data = match open(&console) {
         Ok(data) => data,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match data.overview() {
         Ok(sessions) => page(pages::overview(&sessions)),
@@ -176,9 +184,14 @@ async fn overview(State(console): State<Arc<Console>>) -> Response {
 }
 
 /// A session id from the address, refused unless it is one (it names folders).
-fn session(raw: &str) -> Result<SessionId, Response> {
-    SessionId::parse(raw)
-        .map_err(|e| problem(StatusCode::BAD_REQUEST, "Not a session id", &e.to_string()))
+fn session(raw: &str) -> Result<SessionId, Early> {
+    SessionId::parse(raw).map_err(|e| {
+        Box::new(problem(
+            StatusCode::BAD_REQUEST,
+            "Not a session id",
+            &e.to_string(),
+        ))
+    })
 }
 
 async fn visit_page(
@@ -187,7 +200,7 @@ async fn visit_page(
 ) -> Response {
     let (session, data) = match (session(&raw), open(&console)) {
         (Ok(session), Ok(data)) => (session, data),
-        (Err(response), _) | (_, Err(response)) => return response,
+        (Err(response), _) | (_, Err(response)) => return *response,
     };
     let documents = match data.results(session.as_str()) {
         Ok(documents) => documents,
@@ -236,7 +249,7 @@ async fn audio(
 ) -> Response {
     let (session, data) = match (session(&raw), open(&console)) {
         (Ok(session), Ok(data)) => (session, data),
-        (Err(response), _) | (_, Err(response)) => return response,
+        (Err(response), _) | (_, Err(response)) => return *response,
     };
     let Some(path) = data.audio(session.as_str()) else {
         return status(StatusCode::NOT_FOUND, "no recording\n");
@@ -299,7 +312,7 @@ async fn audio(
 async fn operations(State(console): State<Arc<Console>>) -> Response {
     let data = match open(&console) {
         Ok(data) => data,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let admin = crate::dlq::LocalDlqAdmin::new(data.queues.clone());
     let gathered = async {
@@ -340,7 +353,7 @@ async fn replay_queue(
 ) -> Response {
     let data = match open(&console) {
         Ok(data) => data,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let admin = crate::dlq::LocalDlqAdmin::new(data.queues.clone());
     let dlq = match admin.find(&form.queue).await {

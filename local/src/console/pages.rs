@@ -214,9 +214,9 @@ fn visit_body(visit: &Visit) -> Markup {
         div.summary {
             div.panel #problems {
                 h2 { "Problems" }
-                ul { @for (text, code, i) in &visit.summary.problems {
-                    li { a.entity href={ "#" (visit.findings[*i].id) } data-start=[visit.findings[*i].start_ms] { (text) }
-                         @if let Some((code, description)) = code { " " abbr title=(description) { (code) } } }
+                ul { @for p in &visit.summary.problems {
+                    li { a.entity href={ "#" (visit.findings[p.finding].id) } data-start=[visit.findings[p.finding].start_ms] { (p.text) }
+                         @if let Some((code, description)) = &p.code { " " abbr title=(description) { (code) } } }
                 } }
                 @if visit.summary.problems.is_empty() { p.muted { "none stated" } }
             }

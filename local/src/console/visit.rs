@@ -58,10 +58,18 @@ pub struct Medication {
     pub finding: usize,
 }
 
+/// A condition stated of the patient (not negated, not a relative's).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    pub text: String,
+    /// The best ICD-10-CM code and its description.
+    pub code: Option<(String, String)>,
+    pub finding: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Summary {
-    /// Conditions stated of the patient, not negated, not family history: (text, ICD-10-CM code, finding).
-    pub problems: Vec<(String, Option<(String, String)>, usize)>,
+    pub problems: Vec<Problem>,
     pub medications: Vec<Medication>,
     /// Findings said to be absent ("no chest pain").
     pub negatives: Vec<(String, usize)>,
@@ -203,20 +211,26 @@ fn summary(findings: &[Finding]) -> Summary {
     let mut seen = std::collections::BTreeSet::new();
     for (index, f) in findings.iter().enumerate() {
         let key = (f.category.clone(), f.text.to_lowercase());
+        // A relative's history is neither the patient's problem nor a pertinent negative.
+        if f.family {
+            continue;
+        }
         if f.negated {
             if seen.insert(("negative".to_owned(), key.1.clone())) {
                 summary.negatives.push((f.text.clone(), index));
             }
             continue;
         }
-        if f.family || !seen.insert(key) {
+        if !seen.insert(key) {
             continue;
         }
         match f.category.as_str() {
             "MEDICAL_CONDITION" => {
-                summary
-                    .problems
-                    .push((f.text.clone(), f.icd10cm.first().cloned(), index));
+                summary.problems.push(Problem {
+                    text: f.text.clone(),
+                    code: f.icd10cm.first().cloned(),
+                    finding: index,
+                });
             }
             "MEDICATION" => summary.medications.push(Medication {
                 name: f.text.clone(),
@@ -346,7 +360,7 @@ mod tests {
     fn the_summary_lists_problems_medications_and_pertinent_negatives() {
         let summary = visit(&document()).summary;
         assert_eq!(summary.problems.len(), 1);
-        assert_eq!(summary.problems[0].0, "chest pain");
+        assert_eq!(summary.problems[0].text, "chest pain");
         assert_eq!(summary.medications[0].name, "lisinopril");
         assert_eq!(summary.medications[0].dose.as_deref(), Some("10 mg"));
         assert_eq!(summary.negatives, vec![("chest pain".to_owned(), 1)]);
