@@ -77,10 +77,7 @@ pub async fn moto_context() -> AwsContext {
         .credentials_provider(credentials)
         .load()
         .await;
-    AwsContext {
-        sdk,
-        s3_force_path_style: true,
-    }
+    AwsContext::new(sdk, true)
 }
 
 /// A name no other test in this run uses (S3 bucket rules: lowercase, digits, hyphens).

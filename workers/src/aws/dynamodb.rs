@@ -60,7 +60,7 @@ pub struct DynamoSessionStore {
 
 impl DynamoSessionStore {
     pub fn new(context: &AwsContext, table: String) -> Self {
-        Self::from_client(Client::new(&context.sdk), table)
+        Self::from_client(context.dynamodb(), table)
     }
 
     pub fn from_client(client: Client, table: String) -> Self {
@@ -189,7 +189,7 @@ pub struct DynamoSuppressions {
 
 impl DynamoSuppressions {
     pub fn new(context: &AwsContext, table: String) -> Self {
-        Self::from_client(Client::new(&context.sdk), table)
+        Self::from_client(context.dynamodb(), table)
     }
 
     pub fn from_client(client: Client, table: String) -> Self {
@@ -264,7 +264,7 @@ pub struct DynamoIntentLedger {
 
 impl DynamoIntentLedger {
     pub fn new(context: &AwsContext, table: String, window: SignedDuration) -> Self {
-        Self::from_client(Client::new(&context.sdk), table, window)
+        Self::from_client(context.dynamodb(), table, window)
     }
 
     pub fn from_client(client: Client, table: String, window: SignedDuration) -> Self {

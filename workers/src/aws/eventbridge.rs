@@ -16,7 +16,7 @@ pub struct EventBridgePublisher {
 impl EventBridgePublisher {
     pub fn new(context: &AwsContext, config: EventsConfig) -> Self {
         Self {
-            client: Client::new(&context.sdk),
+            client: context.eventbridge(),
             config,
         }
     }

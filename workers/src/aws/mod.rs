@@ -38,14 +38,58 @@ use crate::error::{PortError, PortErrorKind};
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
-/// The loaded SDK configuration every adapter is built from.
+/// The loaded SDK configuration every adapter is built from, and the clients adapters
+/// share: one process serving several stages (the router) builds each client once.
 #[derive(Clone)]
 pub struct AwsContext {
     pub sdk: aws_config::SdkConfig,
     pub s3_force_path_style: bool,
+    clients: std::sync::Arc<SharedClients>,
+}
+
+#[derive(Default)]
+struct SharedClients {
+    s3: std::sync::OnceLock<aws_sdk_s3::Client>,
+    sqs: std::sync::OnceLock<aws_sdk_sqs::Client>,
+    dynamodb: std::sync::OnceLock<aws_sdk_dynamodb::Client>,
+    eventbridge: std::sync::OnceLock<aws_sdk_eventbridge::Client>,
 }
 
 impl AwsContext {
+    pub fn new(sdk: aws_config::SdkConfig, s3_force_path_style: bool) -> Self {
+        Self {
+            sdk,
+            s3_force_path_style,
+            clients: Default::default(),
+        }
+    }
+
+    /// The S3 client (path-style addressing when configured).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let build = || {
+            let config = aws_sdk_s3::config::Builder::from(&self.sdk)
+                .force_path_style(self.s3_force_path_style)
+                .build();
+            aws_sdk_s3::Client::from_conf(config)
+        };
+        self.clients.s3.get_or_init(build).clone()
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        let build = || aws_sdk_sqs::Client::new(&self.sdk);
+        self.clients.sqs.get_or_init(build).clone()
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let build = || aws_sdk_dynamodb::Client::new(&self.sdk);
+        self.clients.dynamodb.get_or_init(build).clone()
+    }
+
+    pub fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
+        let build = || aws_sdk_eventbridge::Client::new(&self.sdk);
+        self.clients.eventbridge.get_or_init(build).clone()
+    }
+
     /// Loads the SDK's standard configuration chain; reads no network.
     pub async fn load() -> Self {
         let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
@@ -53,10 +97,7 @@ impl AwsContext {
         let s3_force_path_style = crate::config::Env::process()
             .flag("TELEPIPE_S3_FORCE_PATH_STYLE", false)
             .unwrap_or(false);
-        Self {
-            sdk,
-            s3_force_path_style,
-        }
+        Self::new(sdk, s3_force_path_style)
     }
 }
 

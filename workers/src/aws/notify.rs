@@ -18,7 +18,7 @@ pub struct SqsNotifications {
 
 impl SqsNotifications {
     pub fn new(context: &AwsContext, queue_url: String) -> Self {
-        Self::from_client(aws_sdk_sqs::Client::new(&context.sdk), queue_url)
+        Self::from_client(context.sqs(), queue_url)
     }
 
     pub fn from_client(client: aws_sdk_sqs::Client, queue_url: String) -> Self {

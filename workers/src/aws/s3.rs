@@ -14,11 +14,8 @@ pub struct S3Store {
 
 impl S3Store {
     pub fn new(context: &AwsContext) -> Self {
-        let config = aws_sdk_s3::config::Builder::from(&context.sdk)
-            .force_path_style(context.s3_force_path_style)
-            .build();
         Self {
-            client: Client::from_conf(config),
+            client: context.s3(),
         }
     }
 

@@ -14,7 +14,7 @@ pub struct SqsSender {
 
 impl SqsSender {
     pub fn new(context: &AwsContext, queue_url: String) -> Self {
-        Self::from_client(Client::new(&context.sdk), queue_url)
+        Self::from_client(context.sqs(), queue_url)
     }
 
     pub fn from_client(client: Client, queue_url: String) -> Self {

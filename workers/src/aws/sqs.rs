@@ -17,7 +17,7 @@ pub struct SqsQueue {
 impl SqsQueue {
     pub fn new(context: &AwsContext, queue_url: String, dlq_url: String) -> Self {
         Self {
-            client: Client::new(&context.sdk),
+            client: context.sqs(),
             queue_url,
             dlq_url,
         }

@@ -43,7 +43,7 @@ pub struct DynamoStatus {
 
 impl DynamoStatus {
     pub fn new(context: &AwsContext, table: String, ttl_days: u32) -> Self {
-        Self::from_client(Client::new(&context.sdk), table, ttl_days)
+        Self::from_client(context.dynamodb(), table, ttl_days)
     }
 
     pub fn from_client(client: Client, table: String, ttl_days: u32) -> Self {
