@@ -5,8 +5,9 @@
 use crate::output::{format_time, table, CommandResult, Failure, Outcome, Printer};
 use serde::Serialize;
 use std::path::Path;
+use telepipe_local::runtime::queue_inbound_sms;
 use telepipe_local::runtime::{open_bus, open_existing};
-use telepipe_local::sessions::{mask_address, queue_inbound_sms, LocalScheduler};
+use telepipe_local::sessions::{mask_address, LocalScheduler};
 use telepipe_workers::ports::NotificationLogEntry;
 
 /// One pending timer (its payload, which may carry a contact, is not shown).

@@ -614,39 +614,6 @@ impl MessageSender for Outbox {
     }
 }
 
-/// Why a patient's text was not queued.
-#[derive(Debug, thiserror::Error)]
-pub enum InboundSmsError {
-    #[error("the sender must be an E.164 number like +15551230000")]
-    NotE164,
-    #[error(transparent)]
-    Port(#[from] PortError),
-}
-
-/// One patient's text on the replies queue, as the webhook or SNS would put it on AWS;
-/// `telepipe run` then hands it to the replies stage. Returns the message id given to it.
-pub fn queue_inbound_sms(
-    bus: &crate::bus::LocalBus,
-    from: &str,
-    body: &str,
-) -> Result<String, InboundSmsError> {
-    if !telepipe_workers::notifier::address::is_e164(from) {
-        return Err(InboundSmsError::NotE164);
-    }
-    let sms = telepipe_events::replies::InboundSms {
-        provider: telepipe_events::replies::InboundProvider::Local,
-        message_id: format!("local-{}", crate::db::random_id()),
-        from: from.to_owned(),
-        to: String::new(),
-        body: body.to_owned(),
-        opt_out_type: None,
-    };
-    let text = serde_json::to_string(&sms).expect("an inbound text serializes");
-    bus.queues()
-        .send(crate::runtime::REPLIES_QUEUE, &text, &BTreeMap::new(), 0)?;
-    Ok(sms.message_id)
-}
-
 /// A session's notification log (every send, skip and failure), oldest first.
 pub fn notification_log(
     db: &Db,

@@ -27,6 +27,7 @@ pub mod media;
 pub mod memory;
 pub mod metrics;
 pub mod notifier;
+pub mod phone_key;
 pub mod ports;
 pub mod records;
 pub mod replies;

@@ -14,9 +14,9 @@
 use crate::config::{ConfigError, Env, Secret, TwilioCredentials};
 use crate::error::Reason;
 use crate::error::{PortResultExt, StageError};
+pub use crate::phone_key::PhoneKey;
 use crate::ports::{EventPublisher, NotificationQueue, OutgoingEvent, SessionStore, Suppressions};
 use crate::session_state::SessionState;
-use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use telepipe_events::notify::{NotificationKind, NotificationRequest, Recipient};
 use telepipe_events::replies::{
@@ -28,34 +28,6 @@ use tracing::info;
 
 /// The stage name used in dead letters, metrics and logs.
 pub const STAGE: &str = "replies";
-
-/// The per-deployment secret that turns a phone number into a key. Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PhoneKey(Vec<u8>);
-
-impl PhoneKey {
-    pub fn new(secret: &[u8]) -> Self {
-        Self(secret.to_vec())
-    }
-
-    /// The number's key: 32 hex characters of HMAC-SHA256(secret, E.164 number).
-    pub fn digest(&self, e164: &str) -> String {
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(e164.trim().as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-}
-
-impl std::fmt::Debug for PhoneKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PhoneKey(<secret>)")
-    }
-}
 
 /// The `replies` stage's settings.
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ pub struct NotifierConfig {
     /// `TELEPIPE_SMS_PROVIDER` (`sns` default, or `twilio`).
     pub sms_provider: SmsProvider,
     /// The secret keying patients' numbers, for the suppression list (set by the caller).
-    pub phone_key: Option<crate::replies::PhoneKey>,
+    pub phone_key: Option<crate::phone_key::PhoneKey>,
     /// `TELEPIPE_NOTIFICATION_LOG_DAYS` (default 2,557, seven years): how long the log of
     /// every send, skip and failure is kept.
     pub notification_log_days: u32,
