@@ -38,16 +38,17 @@ impl Stage {
         Stage::Capture,
         Stage::Replies,
     ];
-    pub const ALL: [Stage; 8] = [
-        Stage::Intake,
-        Stage::Clinical,
-        Stage::Sessions,
-        Stage::Notifier,
-        Stage::Capture,
-        Stage::Replies,
-        Stage::Sweeper,
-        Stage::SmsInbound,
-    ];
+    /// Every stage: the SQS stages, then the sweeper (a schedule) and sms-inbound (a URL).
+    pub const ALL: [Stage; 8] = {
+        let mut all = [Stage::Sweeper; 8];
+        let mut i = 0;
+        while i < Stage::SQS.len() {
+            all[i] = Stage::SQS[i];
+            i += 1;
+        }
+        all[7] = Stage::SmsInbound;
+        all
+    };
 
     pub fn name(self) -> &'static str {
         match self {
