@@ -633,6 +633,14 @@ pub fn notification_log(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_sqlite_session_store_conforms() {
+        let db = Db::in_memory().unwrap();
+        ensure_schema(&db).unwrap();
+        telepipe_workers::conformance::session_store(&LocalSessionStore::new(db), "conformance")
+            .await;
+    }
     use std::sync::Arc;
 
     fn db() -> Db {

@@ -213,6 +213,12 @@ impl RefeedQueue for QueueSender {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn the_sqlite_status_store_conforms() {
+        let store = SqliteStatus::new(Db::in_memory().unwrap());
+        telepipe_workers::conformance::status_store(&store, "conformance").await;
+    }
+
     fn t(recording: &str, attempt: u32, state: State, at: i64) -> Transition {
         Transition::new("s1", recording, attempt, state, at).job(recording)
     }

@@ -388,6 +388,14 @@ mod tests {
         )
     }
 
+    #[tokio::test]
+    async fn the_filesystem_object_store_conforms() {
+        let dir = temp_dir("conformance");
+        let (store, _) = store(&dir);
+        telepipe_workers::conformance::object_store(&store, "results", "clinical/").await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("telepipe-store-{name}-{}", random_id()));
         std::fs::create_dir_all(&dir).unwrap();

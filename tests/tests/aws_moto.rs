@@ -279,6 +279,20 @@ fn intake_config(stack: &Stack) -> IntakeConfig {
 }
 
 #[tokio::test]
+async fn the_s3_object_store_conforms() {
+    let context = moto_context().await;
+    let bucket = unique("conformance");
+    s3_client(&context)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    telepipe_workers::conformance::object_store(&S3Store::new(&context), &bucket, "clinical/")
+        .await;
+}
+
+#[tokio::test]
 async fn s3_upload_notification_starts_a_medical_transcription_job() {
     let stack = Stack::new().await;
     let key = "recordings/sess-42/visit 1+follow-up.wav";

@@ -73,6 +73,14 @@ fn session_event(
 }
 
 #[tokio::test]
+async fn the_dynamodb_session_store_conforms() {
+    let context = moto_context().await;
+    let table = create_pk_sk_table(&context, "sessions").await;
+    let store = DynamoSessionStore::new(&context, table);
+    telepipe_workers::conformance::session_store(&store, &unique("conformance")).await;
+}
+
+#[tokio::test]
 async fn the_suppression_list_and_the_phone_index_live_in_dynamodb_under_keyed_hashes() {
     use telepipe_events::sessions::ContactChannel;
     use telepipe_workers::ports::Suppressions;

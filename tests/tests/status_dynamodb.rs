@@ -79,6 +79,14 @@ fn t(session: &str, recording: &str, attempt: u32, state: State, at: i64) -> Tra
 }
 
 #[tokio::test]
+async fn the_dynamodb_status_store_conforms() {
+    let context = moto_context().await;
+    let (client, table) = create_status_table(&context).await;
+    let store = DynamoStatus::from_client(client, table, 90);
+    telepipe_workers::conformance::status_store(&store, &unique("conformance")).await;
+}
+
+#[tokio::test]
 async fn transitions_are_idempotent_and_queryable() {
     let context = moto_context().await;
     let (client, table) = create_status_table(&context).await;

@@ -18,6 +18,8 @@ pub mod capture;
 pub mod clinical;
 pub mod clock;
 pub mod config;
+#[cfg(any(test, feature = "testkit"))]
+pub mod conformance;
 pub mod error;
 pub mod intake;
 #[cfg(feature = "aws")]
