@@ -49,6 +49,8 @@ impl DataDir {
             ));
         }
         let db = Db::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // The runtime's own session tables (a directory from before sessions lacks them).
+        crate::sessions::ensure_schema(&db).map_err(|e| format!("{}: {e}", path.display()))?;
         let env = Env::process();
         Ok(Self {
             root: root.to_path_buf(),
@@ -81,30 +83,22 @@ impl DataDir {
 
     /// Every session the directory knows: booked, recorded or with results, sorted.
     pub fn session_ids(&self) -> Result<Vec<String>, String> {
-        let mut ids = BTreeSet::new();
-        {
+        self.session_ids_with(&self.recordings(None)?)
+    }
+
+    /// [`Self::session_ids`] given every recording's status, already read.
+    fn session_ids_with(&self, recordings: &[RecordingStatus]) -> Result<Vec<String>, String> {
+        let mut ids: BTreeSet<String> = {
             let connection = self.db.lock();
-            let exists: bool = connection
-                .query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sessions'",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map(|n| n > 0)
+            let mut statement = connection
+                .prepare("SELECT session_id FROM sessions")
                 .map_err(|e| e.to_string())?;
-            if exists {
-                let mut statement = connection
-                    .prepare("SELECT session_id FROM sessions")
-                    .map_err(|e| e.to_string())?;
-                let rows = statement
-                    .query_map([], |r| r.get::<_, String>(0))
-                    .map_err(|e| e.to_string())?;
-                ids.extend(rows.flatten());
-            }
-        }
-        for status in self.recordings(None)? {
-            ids.insert(status.session_id);
-        }
+            let rows = statement
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(|e| e.to_string())?;
+            rows.flatten().collect()
+        };
+        ids.extend(recordings.iter().map(|r| r.session_id.clone()));
         let results = self
             .root
             .join("buckets")
@@ -129,7 +123,7 @@ impl DataDir {
     pub fn overview(&self) -> Result<Vec<SessionOverview>, String> {
         let scheduler = LocalScheduler::new(self.db.clone(), self.queues.clone());
         let all = self.recordings(None)?;
-        self.session_ids()?
+        self.session_ids_with(&all)?
             .into_iter()
             .map(|session_id| {
                 let timers = scheduler

@@ -5,6 +5,7 @@
 use super::data::SessionOverview;
 use super::visit::{Finding, Piece, Visit};
 use crate::queue::QueueDepth;
+use crate::status::format_time;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use telepipe_ops::port::{DlqInfo, DlqMessage};
 use telepipe_ops::replay::ReplayReport;
@@ -100,10 +101,6 @@ pub fn clock(ms: u64) -> String {
     }
 }
 
-fn time_of_day(ms: i64) -> String {
-    crate::status::format_time(ms)
-}
-
 fn duration(ms: i64) -> String {
     let seconds = ms.max(0) / 1000;
     match seconds {
@@ -143,7 +140,7 @@ pub fn overview(sessions: &[SessionOverview]) -> Markup {
                                             }
                                         }
                                         @if r.timeline.is_empty() { span class=(r.stage) { (r.stage) } }
-                                        span.muted { "since " (time_of_day(r.since_ms)) }
+                                        span.muted { "since " (format_time(r.since_ms)) }
                                     }
                                     @if let Some(error) = &r.error { div.error { (error) } }
                                 }
@@ -159,7 +156,7 @@ pub fn overview(sessions: &[SessionOverview]) -> Markup {
                                         (format!("{:?}", n.kind).to_lowercase()) " · " (n.channel.as_str()) " · "
                                         strong { (n.outcome) }
                                         @if let Some(reason) = &n.reason { " (" (reason) ")" }
-                                        br; span.muted { (time_of_day(n.at_ms)) }
+                                        br; span.muted { (format_time(n.at_ms)) }
                                     }
                                 }
                                 @if s.notifications.is_empty() { span.muted { "none" } }

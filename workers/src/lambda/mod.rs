@@ -76,10 +76,6 @@ impl Stage {
             Stage::SmsInbound => "SMS_INBOUND",
         }
     }
-
-    pub fn is_sqs(self) -> bool {
-        Stage::SQS.contains(&self)
-    }
 }
 
 /// What `TELEPIPE_STAGE` asks a `telepipe-lambda` process to serve.
@@ -351,10 +347,5 @@ mod tests {
                 .variable,
             STAGE_VARIABLE
         );
-        assert_eq!(
-            Stage::SQS.iter().filter(|s| s.is_sqs()).count(),
-            Stage::SQS.len()
-        );
-        assert!(!Stage::Sweeper.is_sqs() && !Stage::SmsInbound.is_sqs());
     }
 }
