@@ -152,20 +152,6 @@ fn format_age(age: Option<Duration>) -> String {
     }
 }
 
-/// A queue name as a file name (`./telepipe-replay-QUEUE.jsonl` on SQS).
-#[cfg(feature = "aws")]
-fn file_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// Runs a `telepipe dlq` command on the data directory's queues or, with `--aws`, on SQS.
 pub async fn run(args: &DlqArgs, printer: Printer) -> CommandResult {
     if args.aws {
@@ -193,7 +179,10 @@ async fn run_aws(command: &DlqCommand, printer: Printer) -> CommandResult {
         }
     }
     execute(&admin, command, printer, &|queue| {
-        PathBuf::from(format!("telepipe-replay-{}.jsonl", file_safe(queue)))
+        PathBuf::from(format!(
+            "telepipe-replay-{}.jsonl",
+            telepipe_ops::journal::file_safe(queue)
+        ))
     })
     .await
 }

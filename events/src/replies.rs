@@ -25,7 +25,7 @@ pub enum InboundProvider {
 
 /// One inbound SMS as the replies queue carries it. Holds the patient's number and text:
 /// it lives only on the (encrypted) replies queue and is never logged or published.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InboundSms {
     pub provider: InboundProvider,
     /// The provider's message id (Twilio `MessageSid`, SNS `inboundMessageId`).
@@ -39,6 +39,22 @@ pub struct InboundSms {
     /// Twilio's Advanced Opt-Out verdict (`OptOutType`: STOP, START, HELP), when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opt_out_type: Option<String>,
+}
+
+/// Ids only: the number and the text never reach a log through `{:?}`.
+impl std::fmt::Debug for InboundSms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundSms")
+            .field("provider", &self.provider)
+            .field("message_id", &self.message_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The id a patient's text goes by in events, audit entries and logs: a digest of the
+/// provider's message id.
+pub fn reply_id(message_id: &str) -> String {
+    digest_hex(&[b"inbound-sms", message_id.as_bytes()], 12)
 }
 
 impl InboundSms {
@@ -169,7 +185,7 @@ impl ReplyDetail {
         message_id: &str,
         language: ReplyLanguage,
     ) -> Self {
-        let reply_id = digest_hex(&[b"inbound-sms", message_id.as_bytes()], 12);
+        let reply_id = reply_id(message_id);
         Self {
             schema_version: crate::SCHEMA_VERSION,
             event_id: digest_hex(&[detail_type.as_bytes(), reply_id.as_bytes()], 16),

@@ -146,3 +146,10 @@ pub use telepipe_workers::status::now_ms;
 pub fn random_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
+
+/// A secret: 32 bytes from the operating system's CSPRNG (not a seeded generator), as hex.
+pub fn random_secret_hex() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

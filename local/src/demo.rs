@@ -246,7 +246,10 @@ fn outcome<N: ClinicalNlp, E: SpeechToText>(
         .split_once(&format!("{RESULTS_BUCKET}/"))
         .map(|(_, k)| k)
         .unwrap_or_default();
-    let path = pipeline.store.root().join(RESULTS_BUCKET).join(key);
+    let Ok(path) = pipeline.store.path(RESULTS_BUCKET, key) else {
+        outcome.error = Some("results document key is not a path in the results bucket".into());
+        return outcome;
+    };
     let Some(doc) = std::fs::read(&path)
         .ok()
         .and_then(|b| serde_json::from_slice::<ResultsDocument>(&b).ok())

@@ -624,12 +624,9 @@ pub fn phone_key(data_dir: &Path) -> std::io::Result<telepipe_workers::replies::
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
         Err(_) => {}
     }
-    // A secret: from the operating system's CSPRNG, not a seeded generator. Written whole
-    // to a temporary file, then linked into place (never replacing one that appeared
-    // meanwhile), so no reader ever sees a partial key.
-    let mut bytes = [0u8; 32];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // Written whole to a temporary file, then linked into place (never replacing one that
+    // appeared meanwhile), so no reader ever sees a partial key.
+    let secret = crate::db::random_secret_hex()?;
     let temp = data_dir.join(format!(".phone-key-{}", crate::db::random_id()));
     {
         let mut options = std::fs::OpenOptions::new();

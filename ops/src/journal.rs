@@ -65,8 +65,14 @@ pub trait Journal: Send {
 /// `DATA_DIR/replay/{queue}.jsonl`, so every tool (the command line, the console) resumes
 /// the same record of what was sent.
 pub fn local_journal_path(data_dir: &Path, queue: &str) -> PathBuf {
-    let safe: String = queue
-        .chars()
+    data_dir
+        .join("replay")
+        .join(format!("{}.jsonl", file_safe(queue)))
+}
+
+/// A queue name as a file name: letters, digits, `.`, `_`, `-` kept, the rest `_`.
+pub fn file_safe(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "._-".contains(c) {
                 c
@@ -74,8 +80,7 @@ pub fn local_journal_path(data_dir: &Path, queue: &str) -> PathBuf {
                 '_'
             }
         })
-        .collect();
-    data_dir.join("replay").join(format!("{safe}.jsonl"))
+        .collect()
 }
 
 /// A JSON lines file, appended to and synced line by line.

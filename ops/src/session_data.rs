@@ -499,6 +499,12 @@ pub async fn reprocess<D: SessionData>(
         }
         Stage::Clinical => None,
     };
+    // Who re-feeds: asked once (on AWS a call to STS), and only when something is re-fed.
+    let actor = if dry_run || objects.is_empty() {
+        String::new()
+    } else {
+        format!("operator:{}", data.operator().await)
+    };
     let mut refeeds = Vec::new();
     for object in &objects {
         let refeed = Refeed {
@@ -511,11 +517,11 @@ pub async fn reprocess<D: SessionData>(
             let mut refs = vec![refeed.object_ref.clone(), format!("from:{}", from.as_str())];
             refs.extend(attempt.map(|n| format!("attempt:{n}")));
             let entry = telepipe_events::audit::AuditEntry::new(
-                &format!("operator:{}", data.operator().await),
+                &actor,
                 telepipe_events::audit::AuditAction::Reprocessed,
                 Some(session_id),
                 refs,
-                telepipe_workers::status::now_ms(),
+                now_ms(),
             );
             data.append_trail(&entry).await?;
             data.send(from, &refeed.body).await?;

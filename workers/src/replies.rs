@@ -119,7 +119,12 @@ where
         _ => {}
     }
     let key = config.phone_key.digest(&sms.from);
-    let context = || format!("reply={}", telemetry_id(&sms.message_id));
+    let context = || {
+        format!(
+            "reply={}",
+            telepipe_events::replies::reply_id(&sms.message_id)
+        )
+    };
 
     let mut candidates = Vec::new();
     for session_id in ports
@@ -151,7 +156,10 @@ where
             &format!("patient:{key}"),
             action,
             session_ref,
-            vec![telemetry_id(&sms.message_id), "channel:sms".to_owned()],
+            vec![
+                telepipe_events::replies::reply_id(&sms.message_id),
+                "channel:sms".to_owned(),
+            ],
             now.as_millisecond(),
         );
         audit.append(&entry).await.context(context)?;
@@ -235,11 +243,6 @@ fn help_request(session_id: &str, message_id: &str) -> NotificationRequest {
         None,
         sequence,
     )
-}
-
-/// A digest of the provider's message id, for logs and error context.
-fn telemetry_id(message_id: &str) -> String {
-    telepipe_events::ids::digest_hex(&[b"inbound-sms", message_id.as_bytes()], 12)
 }
 
 fn intent_name(intent: ReplyIntent) -> &'static str {

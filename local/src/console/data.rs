@@ -41,16 +41,9 @@ pub struct SessionOverview {
 impl DataDir {
     /// Opens `root/telepipe.db` of an existing data directory.
     pub fn open(root: &Path) -> Result<Self, String> {
-        let path = root.join("telepipe.db");
-        if !path.exists() {
-            return Err(format!(
-                "{} holds no telepipe data (no telepipe.db): check --data-dir",
-                root.display()
-            ));
-        }
-        let db = Db::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let db = crate::runtime::open_existing(root).map_err(|e| e.to_string())?;
         // The runtime's own session tables (a directory from before sessions lacks them).
-        crate::sessions::ensure_schema(&db).map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::sessions::ensure_schema(&db).map_err(|e| e.to_string())?;
         let env = Env::process();
         Ok(Self {
             root: root.to_path_buf(),

@@ -49,13 +49,6 @@ struct Console {
     hosts: [String; 2],
 }
 
-/// A fresh access token: 32 bytes from the operating system's CSPRNG, hex.
-fn new_token() -> std::io::Result<String> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// Equal strings, compared in time independent of where they differ.
 fn same_secret(given: &str, expected: &str) -> bool {
     given.len() == expected.len()
@@ -429,7 +422,7 @@ pub fn serve(data_dir: &Path, port: u16) -> Result<(), String> {
             .await
             .map_err(|e| format!("127.0.0.1:{port}: {e}"))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-        let token = new_token().map_err(|e| format!("no random token: {e}"))?;
+        let token = crate::db::random_secret_hex().map_err(|e| format!("no random token: {e}"))?;
         let console = Arc::new(Console {
             data_dir: data_dir.to_path_buf(),
             hosts: [format!("127.0.0.1:{port}"), format!("localhost:{port}")],
@@ -511,8 +504,11 @@ mod tests {
         assert!(same_secret("abc", "abc"));
         assert!(!same_secret("abd", "abc"));
         assert!(!same_secret("ab", "abc"));
-        assert_eq!(new_token().unwrap().len(), 64);
-        assert_ne!(new_token().unwrap(), new_token().unwrap());
+        assert_eq!(crate::db::random_secret_hex().unwrap().len(), 64);
+        assert_ne!(
+            crate::db::random_secret_hex().unwrap(),
+            crate::db::random_secret_hex().unwrap()
+        );
     }
 
     #[test]

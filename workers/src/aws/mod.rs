@@ -53,6 +53,8 @@ struct SharedClients {
     sqs: std::sync::OnceLock<aws_sdk_sqs::Client>,
     dynamodb: std::sync::OnceLock<aws_sdk_dynamodb::Client>,
     eventbridge: std::sync::OnceLock<aws_sdk_eventbridge::Client>,
+    /// Secret strings by id, read once per process (the router's stages share the phone key).
+    secrets: tokio::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl AwsContext {
@@ -83,6 +85,23 @@ impl AwsContext {
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         let build = || aws_sdk_dynamodb::Client::new(&self.sdk);
         self.clients.dynamodb.get_or_init(build).clone()
+    }
+
+    /// A Secrets Manager secret's string, read once per process whoever asks.
+    pub async fn secret_string(&self, secret_id: &str) -> Result<String, PortError> {
+        let mut secrets = self.clients.secrets.lock().await;
+        if let Some(value) = secrets.get(secret_id) {
+            return Ok(value.clone());
+        }
+        let output = aws_sdk_secretsmanager::Client::new(&self.sdk)
+            .get_secret_value()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|e| classify(&e, "secretsmanager", "GetSecretValue"))?;
+        let value = output.secret_string().unwrap_or_default().to_owned();
+        secrets.insert(secret_id.to_owned(), value.clone());
+        Ok(value)
     }
 
     pub fn eventbridge(&self) -> aws_sdk_eventbridge::Client {

@@ -62,24 +62,18 @@ pub async fn credentials(
             auth_token,
         } => Ok((account_sid, auth_token)),
         TwilioCredentials::SecretsManager { secret_id } => {
-            let client = aws_sdk_secretsmanager::Client::new(&context.sdk);
-            let output = client
-                .get_secret_value()
-                .secret_id(&secret_id)
-                .send()
-                .await
-                .map_err(|e| super::classify(&e, "secretsmanager", "GetSecretValue"))?;
-            let parsed: SecretJson = output
-                .secret_string()
-                .and_then(|text| serde_json::from_str(text).ok())
-                .ok_or_else(|| {
-                    PortError::new(
-                        PortErrorKind::InvalidRequest,
-                        "secretsmanager",
-                        "GetSecretValue",
-                    )
-                    .with_code("SecretNotTwilioJson")
-                })?;
+            let text = context.secret_string(&secret_id).await?;
+            let parsed: SecretJson =
+                serde_json::from_str::<SecretJson>(&text)
+                    .ok()
+                    .ok_or_else(|| {
+                        PortError::new(
+                            PortErrorKind::InvalidRequest,
+                            "secretsmanager",
+                            "GetSecretValue",
+                        )
+                        .with_code("SecretNotTwilioJson")
+                    })?;
             Ok((parsed.account_sid, Secret::new(parsed.auth_token)))
         }
     }

@@ -281,13 +281,7 @@ pub async fn phone_key(
             secret.expose().as_bytes(),
         ))),
         PhoneKeyConfig::Secret(arn) => {
-            let output = aws_sdk_secretsmanager::Client::new(&aws.sdk)
-                .get_secret_value()
-                .secret_id(arn)
-                .send()
-                .await
-                .map_err(|e| crate::aws::classify(&e, "secretsmanager", "GetSecretValue"))?;
-            let value = output.secret_string().unwrap_or_default().trim().to_owned();
+            let value = aws.secret_string(&arn).await?.trim().to_owned();
             if value.len() < 16 {
                 return Err(crate::error::PortError::new(
                     crate::error::PortErrorKind::InvalidRequest,
