@@ -10,7 +10,7 @@ whisper.cpp header, mel filter bank, vocabulary and tensors.
 
 Usage::
 
-    ct2_to_ggml.py MODEL_DIR OUT.bin [--model-bin PATH] [--ftype f16|f32]
+    ct2_to_ggml.py MODEL_DIR OUT.bin [--model-bin PATH] [--ftype f16|f32|q8_0|q5_0]
     ct2_to_ggml.py --verify OUT.bin          # structural check of a ggml file, exit 0 if valid
 
 Requires numpy (``scripts/fetch-whisper-model.sh`` keeps it in ``.venv-whisper``).
@@ -41,17 +41,31 @@ All int32/float32 little-endian::
 
     magic 0x67676d6c ("ggml")
     hparams: n_vocab, n_audio_ctx, n_audio_state, n_audio_head, n_audio_layer,
-             n_text_ctx, n_text_state, n_text_head, n_text_layer, n_mels, ftype (1 = f16, 0 = f32)
+             n_text_ctx, n_text_state, n_text_head, n_text_layer, n_mels,
+             ftype (0 f32, 1 f16; quantized: 2000 + 7 q8_0 or 2000 + 8 q5_0, the 2000 being
+             ggml's quantization version 2 x 1000, as whisper.cpp's ``quantize`` writes it)
     mel filters: n_mels, n_fft_bins (201), then n_mels x 201 float32
     vocabulary: count, then per token: length, bytes     (ordinary tokens only, ids 0..eot-1;
                 whisper.cpp names the special tokens itself from n_vocab)
     tensors, until end of file, each:
-        n_dims, name_length, ttype (0 f32, 1 f16), n_dims x ne (innermost first, i.e. the numpy
-        shape reversed), name bytes, data (numpy row-major = ggml's ne[0]-fastest order)
+        n_dims, name_length, ttype (0 f32, 1 f16, 6 q5_0, 8 q8_0), n_dims x ne (innermost
+        first, i.e. the numpy shape reversed), name bytes, data (numpy row-major = ggml's
+        ne[0]-fastest order)
 
 Types follow whisper.cpp's loader, which checks them: 1-D tensors (biases, layer norms), the conv
 biases (reshaped to [n, 1]) and both positional embeddings are float32; other tensors are float16
-(``--ftype f16``) or float32 (``--ftype f32``).
+(``--ftype f16``) or float32 (``--ftype f32``). With a quantized ``--ftype`` the 2-D weight
+matrices (attention, MLP, token embedding) are quantized in blocks of 32 along each row, exactly
+as ggml's reference ``quantize_row_q8_0``/``quantize_row_q5_0`` do (what whisper.cpp's
+``quantize`` tool selects); the 3-D conv weights stay float16.
+
+q8_0 block (34 bytes): float16 scale d = max|x| / 127, then 32 int8 round(x / d).
+q5_0 block (22 bytes): float16 d = x_m / -16 (x_m the value of largest magnitude), u32 of the
+32 high bits, 16 bytes of low nibbles (value j in the low nibble of byte j, value 16 + j in the
+high one); q = min(31, trunc(x / d + 16.5)), decoded as (q - 16) * d.
+
+Why quantize: half the bytes of float16 (q8_0) or less (q5_0) to stream through the matrix
+products, which is what bounds whisper.cpp on a small CPU; BENCHMARKS.md has the measurements.
 
 Name mapping (CTranslate2 -> whisper.cpp)::
 
@@ -311,18 +325,106 @@ def whisper_tensors(variables: dict[str, np.ndarray]) -> tuple[dict[str, int], l
     return hparams, out
 
 
+# ggml file type (the header's ftype, without the quantization version) -> the ggml tensor type
+# of the 2-D weight matrices.
+FTYPES = {"f32": 0, "f16": 1, "q8_0": 7, "q5_0": 8}
+GGML_F32, GGML_F16, GGML_Q5_0, GGML_Q8_0 = 0, 1, 6, 8
+MATRIX_TYPE = {0: GGML_F32, 1: GGML_F16, 7: GGML_Q8_0, 8: GGML_Q5_0}
+# Bytes per block of 32 values for the quantized tensor types (1 value per "block" otherwise).
+QK = 32
+TYPE_BLOCK = {GGML_F32: (1, 4), GGML_F16: (1, 2), GGML_Q5_0: (QK, 22), GGML_Q8_0: (QK, 34)}
+# ggml's GGML_QNT_VERSION (2) times GGML_QNT_VERSION_FACTOR (1000), added to a quantized ftype.
+QNT_VERSION_OFFSET = 2000
+
+
+def header_ftype(ftype: int) -> int:
+    return ftype + QNT_VERSION_OFFSET if ftype >= 2 else ftype
+
+
 def ggml_type_for(name: str, array: np.ndarray, ftype: int) -> int:
-    """0 = float32, 1 = float16, following what whisper.cpp's loader allocates for each tensor."""
+    """The ggml tensor type whisper.cpp's loader allocates for each tensor under file type ftype."""
     if ftype == 0 or array.ndim < 2:
-        return 0
+        return GGML_F32
     if name in (
         "encoder.conv1.bias",
         "encoder.conv2.bias",
         "encoder.positional_embedding",
         "decoder.positional_embedding",
     ):
-        return 0
-    return 1
+        return GGML_F32
+    if array.ndim == 2:
+        return MATRIX_TYPE[ftype]
+    return GGML_F16
+
+
+def _round_half_away(values: np.ndarray) -> np.ndarray:
+    """C's roundf (ties away from zero), which ggml uses; numpy's round ties to even."""
+    return np.trunc(values + np.copysign(0.5, values))
+
+
+def quantize_q8_0(array: np.ndarray) -> bytes:
+    blocks = np.ascontiguousarray(array, dtype=np.float32).reshape(-1, QK)
+    amax = np.abs(blocks).max(axis=1)
+    d = (amax / 127.0).astype(np.float32)
+    inverse = np.divide(1.0, d, out=np.zeros_like(d), where=d != 0)
+    q = _round_half_away(blocks * inverse[:, None]).astype(np.int8)
+    out = np.empty(len(blocks), dtype=[("d", "<f2"), ("qs", "i1", QK)])
+    out["d"] = d
+    out["qs"] = q
+    return out.tobytes()
+
+
+def quantize_q5_0(array: np.ndarray) -> bytes:
+    blocks = np.ascontiguousarray(array, dtype=np.float32).reshape(-1, QK)
+    # The signed value of largest magnitude (the first one on ties, as the C loop keeps).
+    extreme = blocks[np.arange(len(blocks)), np.abs(blocks).argmax(axis=1)]
+    d = (extreme / -16.0).astype(np.float32)
+    inverse = np.divide(1.0, d, out=np.zeros_like(d), where=d != 0)
+    # (int8_t)(x + 16.5f) truncates toward zero; x + 16.5 is >= 0.5 here.
+    q = np.minimum(31, np.trunc(blocks * inverse[:, None] + 16.5)).astype(np.uint8)
+    low = (q[:, : QK // 2] & 0x0F) | ((q[:, QK // 2 :] & 0x0F) << 4)
+    high_bits = ((q >> 4) & 1).astype(np.uint64)
+    qh = (high_bits << np.arange(QK, dtype=np.uint64)).sum(axis=1).astype("<u4")
+    out = np.empty(len(blocks), dtype=[("d", "<f2"), ("qh", "<u4"), ("qs", "u1", QK // 2)])
+    out["d"] = d
+    out["qh"] = qh
+    out["qs"] = low
+    return out.tobytes()
+
+
+def dequantize(ttype: int, raw: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """Float32 values of a tensor's stored bytes (used by the tests and --verify --load)."""
+    if ttype == GGML_F32:
+        return np.frombuffer(raw, dtype="<f4").reshape(shape)
+    if ttype == GGML_F16:
+        return np.frombuffer(raw, dtype="<f2").reshape(shape)
+    if ttype == GGML_Q8_0:
+        blocks = np.frombuffer(raw, dtype=[("d", "<f2"), ("qs", "i1", QK)])
+        values = blocks["qs"].astype(np.float32) * blocks["d"].astype(np.float32)[:, None]
+        return values.reshape(shape)
+    if ttype == GGML_Q5_0:
+        blocks = np.frombuffer(raw, dtype=[("d", "<f2"), ("qh", "<u4"), ("qs", "u1", QK // 2)])
+        low = np.concatenate([blocks["qs"] & 0x0F, blocks["qs"] >> 4], axis=1).astype(np.int32)
+        high = (blocks["qh"][:, None].astype(np.uint64) >> np.arange(QK, dtype=np.uint64)) & 1
+        q = low | (high.astype(np.int32) << 4)
+        values = (q - 16).astype(np.float32) * blocks["d"].astype(np.float32)[:, None]
+        return values.reshape(shape)
+    raise ConversionError(f"unsupported tensor type {ttype}")
+
+
+def encode_tensor(ttype: int, array: np.ndarray) -> bytes:
+    if ttype == GGML_F32:
+        return np.ascontiguousarray(array, dtype="<f4").tobytes()
+    if ttype == GGML_F16:
+        return np.ascontiguousarray(array, dtype="<f2").tobytes()
+    if array.shape[-1] % QK:
+        raise ConversionError(f"rows of {array.shape[-1]} values cannot be quantized in blocks of {QK}")
+    return quantize_q8_0(array) if ttype == GGML_Q8_0 else quantize_q5_0(array)
+
+
+def tensor_bytes(ttype: int, count: int) -> int:
+    block, block_bytes = TYPE_BLOCK[ttype]
+    return count // block * block_bytes
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,7 +546,7 @@ def write_ggml(out_path: Path, hparams: dict[str, int], tensors: list[tuple[str,
             "n_mels",
         ):
             f.write(struct.pack("<i", int(hparams[key])))
-        f.write(struct.pack("<i", ftype))
+        f.write(struct.pack("<i", header_ftype(ftype)))
         f.write(struct.pack("<ii", *filters.shape))
         f.write(filters.astype("<f4").tobytes())
         f.write(struct.pack("<i", len(tokens)))
@@ -453,13 +555,12 @@ def write_ggml(out_path: Path, hparams: dict[str, int], tensors: list[tuple[str,
             f.write(token)
         for name, array in tensors:
             ttype = ggml_type_for(name, array, ftype)
-            data = np.ascontiguousarray(array, dtype="<f2" if ttype == 1 else "<f4")
             encoded = name.encode()
-            f.write(struct.pack("<iii", data.ndim, len(encoded), ttype))
-            for dim in reversed(data.shape):
+            f.write(struct.pack("<iii", array.ndim, len(encoded), ttype))
+            for dim in reversed(array.shape):
                 f.write(struct.pack("<i", dim))
             f.write(encoded)
-            f.write(data.tobytes())
+            f.write(encode_tensor(ttype, array))
     # Rename last so an interrupted run never leaves a plausible-looking half file.
     os.replace(tmp, out_path)
 
@@ -514,15 +615,15 @@ def read_ggml(path: Path, load_data: bool = False) -> dict:
         tensors: dict[str, tuple[int, tuple[int, ...], np.ndarray | None]] = {}
         while f.tell() < size:
             n_dims, name_len, ttype = struct.unpack("<iii", read(12))
-            if not (1 <= n_dims <= 4 and 0 < name_len < 256 and ttype in (0, 1)):
+            if not (1 <= n_dims <= 4 and 0 < name_len < 256 and ttype in TYPE_BLOCK):
                 raise ConversionError(f"{path}: malformed tensor header at offset {f.tell() - 12}")
             ne = [i32() for _ in range(n_dims)]
             name = read(name_len).decode()
             count = int(np.prod(ne))
-            n_bytes = count * (2 if ttype == 1 else 4)
+            n_bytes = tensor_bytes(ttype, count)
             shape = tuple(reversed(ne))
             if load_data:
-                array = np.frombuffer(read(n_bytes), dtype="<f2" if ttype == 1 else "<f4").reshape(shape)
+                array = dequantize(ttype, read(n_bytes), shape)
             else:
                 if f.tell() + n_bytes > size:
                     raise ConversionError(f"{path}: tensor {name} is truncated")
@@ -567,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model_dir", nargs="?", type=Path, help="CTranslate2 model directory")
     parser.add_argument("out", nargs="?", type=Path, help="output ggml file")
     parser.add_argument("--model-bin", type=Path, help="model.bin path (default MODEL_DIR/model.bin)")
-    parser.add_argument("--ftype", choices=["f16", "f32"], default="f16")
+    parser.add_argument("--ftype", choices=list(FTYPES), default="f16")
     parser.add_argument("--verify", type=Path, metavar="GGML", help="only check that GGML is a complete ggml Whisper file")
     args = parser.parse_args(argv)
     try:
@@ -577,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.model_dir or not args.out:
             parser.error("MODEL_DIR and OUT are required (or use --verify)")
-        hp = convert(args.model_dir, args.out, args.model_bin, 1 if args.ftype == "f16" else 0)
+        hp = convert(args.model_dir, args.out, args.model_bin, FTYPES[args.ftype])
         print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.1f} MB): {hp}")
         return 0
     except ConversionError as err:

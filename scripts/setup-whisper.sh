@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the Whisper transcriber's build and sample synthesis need:
 #   cmake, clang, libclang-dev  - whisper-rs-sys compiles whisper.cpp and runs bindgen
+#   libopenblas-dev             - whisper.cpp's encoder matrix products (the `whisper` feature)
 #   espeak-ng, sox              - scripts/make-samples.sh synthesises and resamples speech
 #   python3-venv                - scripts/fetch-whisper-model.sh keeps numpy in a venv
 #
@@ -14,13 +15,14 @@ declare -A probe=(
   [cmake]="cmd:cmake"
   [clang]="cmd:clang"
   [libclang-dev]="pkg:libclang-dev"
+  [libopenblas-dev]="pkg:libopenblas-dev"
   [espeak-ng]="cmd:espeak-ng"
   [sox]="cmd:sox"
   [python3-venv]="pkg:python3-venv"
 )
 
 missing=()
-for pkg in cmake clang libclang-dev espeak-ng sox python3-venv; do
+for pkg in cmake clang libclang-dev libopenblas-dev espeak-ng sox python3-venv; do
   kind="${probe[$pkg]%%:*}"
   what="${probe[$pkg]#*:}"
   case "$kind" in

@@ -318,5 +318,57 @@ class MelFilterTest(unittest.TestCase):
         self.assertEqual(conv.mel_filters(128).shape, (128, 201))
 
 
+class QuantizationTest(unittest.TestCase):
+    """q8_0 and q5_0 blocks as ggml's reference quantizers write them."""
+
+    def setUp(self) -> None:
+        self.weights = np.random.default_rng(7).normal(0, 0.05, size=(6, 64)).astype(np.float32)
+
+    def test_q8_0_layout_and_round_trip(self) -> None:
+        raw = conv.encode_tensor(conv.GGML_Q8_0, self.weights)
+        self.assertEqual(len(raw), 12 * 34)  # 12 blocks of 32, 34 bytes each
+        first_scale = np.frombuffer(raw[:2], dtype="<f2")[0]
+        self.assertAlmostEqual(float(first_scale), np.abs(self.weights[0, :32]).max() / 127, places=5)
+        back = conv.dequantize(conv.GGML_Q8_0, raw, self.weights.shape)
+        step = np.abs(self.weights).max() / 127
+        self.assertLessEqual(np.abs(back - self.weights).max(), step * 0.51)
+
+    def test_q5_0_layout_and_round_trip(self) -> None:
+        raw = conv.encode_tensor(conv.GGML_Q5_0, self.weights)
+        self.assertEqual(len(raw), 12 * 22)
+        back = conv.dequantize(conv.GGML_Q5_0, raw, self.weights.shape)
+        step = np.abs(self.weights).max() / 16
+        self.assertLessEqual(np.abs(back - self.weights).max(), step * 0.51 + 1e-6)
+        # The value of largest magnitude in each block is reproduced (to float16 precision).
+        blocks = self.weights.reshape(-1, 32)
+        extreme = blocks[np.arange(len(blocks)), np.abs(blocks).argmax(axis=1)]
+        back_blocks = back.reshape(-1, 32)
+        chosen = back_blocks[np.arange(len(blocks)), np.abs(blocks).argmax(axis=1)]
+        np.testing.assert_allclose(chosen, extreme, rtol=2e-3)
+
+    def test_rounding_is_half_away_from_zero_like_c(self) -> None:
+        self.assertEqual(conv._round_half_away(np.array([0.5, -0.5, 1.5, 2.5])).tolist(), [1.0, -1.0, 2.0, 3.0])
+
+    def test_all_zero_block_is_zero(self) -> None:
+        zeros = np.zeros((1, 32), dtype=np.float32)
+        for ttype in (conv.GGML_Q8_0, conv.GGML_Q5_0):
+            back = conv.dequantize(ttype, conv.encode_tensor(ttype, zeros), zeros.shape)
+            self.assertTrue(np.all(back == 0))
+
+    def test_rows_must_fill_whole_blocks(self) -> None:
+        with self.assertRaises(conv.ConversionError):
+            conv.encode_tensor(conv.GGML_Q8_0, np.zeros((2, 40), dtype=np.float32))
+
+    def test_types_follow_whisper_cpp_loader(self) -> None:
+        matrix, conv3d, vector = np.zeros((4, 32)), np.zeros((4, 3, 32)), np.zeros(32)
+        q8 = conv.FTYPES["q8_0"]
+        self.assertEqual(conv.ggml_type_for("decoder.blocks.0.mlp.0.weight", matrix, q8), conv.GGML_Q8_0)
+        self.assertEqual(conv.ggml_type_for("encoder.conv1.weight", conv3d, q8), conv.GGML_F16)
+        self.assertEqual(conv.ggml_type_for("encoder.positional_embedding", matrix, q8), conv.GGML_F32)
+        self.assertEqual(conv.ggml_type_for("decoder.ln.bias", vector, q8), conv.GGML_F32)
+        self.assertEqual(conv.header_ftype(q8), 2007)
+        self.assertEqual(conv.header_ftype(conv.FTYPES["f16"]), 1)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -447,6 +447,8 @@ async fn dispatch(command: Command, printer: Printer) -> CommandResult {
 }
 
 fn main() -> ExitCode {
+    // Before anything else: OpenBLAS (under whisper.cpp) reads its kernel choice at load time.
+    telepipe_whisper::blas::select_cpu_kernels();
     // Usage errors exit 2 and --help/--version 0 (clap's own exits).
     let matches = Cli::command().get_matches();
     if args::both_places(&matches) {

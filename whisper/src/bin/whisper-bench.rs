@@ -2,8 +2,13 @@
 //!
 //! ```text
 //! cargo run -p telepipe-whisper --release --features whisper --bin whisper-bench -- \
-//!     --model models/ggml-tiny.en.bin [--threads N] [--runs N] [--no-prompt] samples/*.wav
+//!     --model models/ggml-tiny.en.bin [--threads N] [--jobs N] [--runs N] [--no-prompt] \
+//!     [--json] samples/*.wav
 //! ```
+//!
+//! `--json` prints one JSON object per file instead of the table (what
+//! `scripts/bench-transcribe.py` reads): file, audio_s, wall_s (median), cpu_s, peak_rss_mib,
+//! load_s, the vocabulary prompt used and the transcript.
 //!
 //! Per sample: the median wall time of `--runs` transcriptions (default 3, at least 3), the
 //! real-time factor (audio seconds per wall second: above 1 is faster than real time), and the
@@ -22,17 +27,20 @@ use telepipe_whisper::{decode_wav, WhisperEngine, WhisperOptions};
 struct Args {
     model: PathBuf,
     threads: usize,
+    jobs: Option<usize>,
+    json: bool,
     runs: usize,
     prompt: bool,
     files: Vec<PathBuf>,
 }
 
 const USAGE: &str =
-    "usage: whisper-bench --model PATH [--threads N] [--runs N>=3] [--no-prompt] FILE.wav...";
+    "usage: whisper-bench --model PATH [--threads N] [--jobs N] [--runs N>=3] [--no-prompt] [--json] FILE.wav...";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut model, mut threads, mut runs, mut prompt, mut files) = (None, 1, 3, true, Vec::new());
+    let (mut jobs, mut json) = (None, false);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -47,6 +55,14 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--runs: {e}"))?
             }
+            "--jobs" => {
+                jobs = Some(
+                    value("--jobs")?
+                        .parse()
+                        .map_err(|e| format!("--jobs: {e}"))?,
+                )
+            }
+            "--json" => json = true,
             "--no-prompt" => prompt = false,
             "-h" | "--help" => return Err(USAGE.into()),
             flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
@@ -63,6 +79,8 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         model,
         threads,
+        jobs,
+        json,
         runs,
         prompt,
         files,
@@ -95,8 +113,10 @@ fn median(mut times: Vec<Duration>) -> Duration {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    let defaults = WhisperOptions::default();
     let options = WhisperOptions {
         threads: args.threads,
+        jobs: args.jobs.unwrap_or(defaults.jobs),
         initial_prompt: if args.prompt {
             WhisperOptions::default().initial_prompt
         } else {
@@ -106,22 +126,26 @@ fn run(args: Args) -> Result<(), String> {
     };
     let load_start = Instant::now();
     let engine = WhisperEngine::load(&args.model, options).map_err(|e| e.to_string())?;
+    let load_s = load_start.elapsed().as_secs_f64();
     let info = engine.model_info();
-    println!(
-        "model {} ({}, {} layers, {}), load {:.2} s, threads {}, runs {}, peak RSS after load {:.0} MiB",
+    let jobs = engine.options().jobs;
+    if !args.json {
+        println!(
+        "model {} ({}, {} layers, {}), load {:.2} s, threads {} x jobs {jobs}, runs {}, peak RSS after load {:.0} MiB",
         args.model.display(),
         info.size_name(),
         info.n_audio_layer,
         if info.is_multilingual() { "multilingual" } else { "English-only" },
-        load_start.elapsed().as_secs_f64(),
+        load_s,
         args.threads,
         args.runs,
         peak_rss_mib().unwrap_or(f64::NAN),
     );
-    println!(
-        "{:<34} {:>8} {:>4} {:>10} {:>8} {:>8} {:>13}",
-        "sample", "audio s", "ch", "median s", "RTF", "cpu s", "peak RSS MiB"
-    );
+        println!(
+            "{:<34} {:>8} {:>4} {:>10} {:>8} {:>8} {:>13}",
+            "sample", "audio s", "ch", "median s", "RTF", "cpu s", "peak RSS MiB"
+        );
+    }
     for file in &args.files {
         let wav = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
         let audio = decode_wav(&wav).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -148,6 +172,24 @@ fn run(args: Args) -> Result<(), String> {
             median(cpu_times).as_secs_f64()
         };
         let out: TranscribeOutput = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+        let transcript = &out.results.transcripts[0].transcript;
+        if args.json {
+            let line = serde_json::json!({
+                "file": file.display().to_string(),
+                "audio_s": audio.duration_secs(),
+                "channels": audio.channels.len(),
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "peak_rss_mib": peak_rss_mib(),
+                "load_s": load_s,
+                "threads": args.threads,
+                "jobs": jobs,
+                "prompt": engine.options().initial_prompt,
+                "transcript": transcript,
+            });
+            println!("{line}");
+            continue;
+        }
         println!(
             "{:<34} {:>8.1} {:>4} {:>10.2} {:>8.1} {:>8.2} {:>13.0}",
             file.file_name().map_or("?".into(), |n| n.to_string_lossy()),
@@ -158,12 +200,13 @@ fn run(args: Args) -> Result<(), String> {
             cpu,
             peak_rss_mib().unwrap_or(f64::NAN),
         );
-        println!("    {}", out.results.transcripts[0].transcript);
+        println!("    {transcript}");
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
+    telepipe_whisper::blas::select_cpu_kernels();
     match parse_args().and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
