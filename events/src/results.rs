@@ -7,6 +7,7 @@
 use crate::pipeline::RequestCounts;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ResultsDocument {
@@ -18,6 +19,12 @@ pub struct ResultsDocument {
     /// How speakers were told apart: `speaker_labels`, `channel_labels` or `none`.
     pub labelling: Labelling,
     pub speakers: Vec<String>,
+    /// Who a speaker label is, where the conversation makes it clear (questions,
+    /// instructions, prescribing language against first-person symptoms): raw label →
+    /// `clinician` or `patient`. Labels the content leaves unclear are absent; absent or
+    /// empty when no role is clear. Inferred from the words alone, so a hint, not identity.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub speaker_roles: BTreeMap<String, SpeakerRole>,
     pub duration_ms: u64,
     /// The analysed text: one line per speaker turn, no speaker prefixes. Offsets below are
     /// 0-based code-point offsets into this string.
@@ -58,6 +65,25 @@ pub enum Labelling {
     None,
 }
 
+/// The part a speaker plays in the visit, inferred from what they say.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum SpeakerRole {
+    Clinician,
+    Patient,
+}
+
+impl SpeakerRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Clinician => "clinician",
+            Self::Patient => "patient",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CharacterCounts {
     pub detect_entities_v2: u64,
@@ -68,6 +94,9 @@ pub struct CharacterCounts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Turn {
     pub speaker: String,
+    /// `speaker_roles[speaker]`, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<SpeakerRole>,
     pub start_ms: u64,
     pub end_ms: u64,
     pub begin_offset: u32,
@@ -88,6 +117,9 @@ pub struct ClinicalEntity {
     /// Speaker of the words the entity spans (the first word's, if it spans a turn change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speaker: Option<String>,
+    /// `speaker_roles[speaker]`, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<SpeakerRole>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,7 +136,7 @@ pub struct ClinicalEntity {
 
 impl ClinicalEntity {
     /// An entity as an engine reports it: offsets relative to the text it was given, no
-    /// id, speaker, times, traits, attributes or concepts yet.
+    /// id, speaker, role, times, traits, attributes or concepts yet.
     pub fn found(
         category: &str,
         kind: &str,
@@ -122,6 +154,7 @@ impl ClinicalEntity {
             begin_offset,
             end_offset,
             speaker: None,
+            role: None,
             start_ms: None,
             end_ms: None,
             turn: None,

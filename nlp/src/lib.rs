@@ -418,6 +418,7 @@ impl Engine {
             begin_offset,
             end_offset,
             speaker: None,
+            role: None,
             start_ms: None,
             end_ms: None,
             turn: None,

@@ -2,7 +2,7 @@
 //! rebasing, speaker/time mapping, determinism, retries and every error class.
 
 use proptest::prelude::*;
-use telepipe_events::results::{ClinicalEntity, Labelling, ResultsDocument};
+use telepipe_events::results::{ClinicalEntity, Labelling, ResultsDocument, SpeakerRole};
 use telepipe_events::s3::encode_key;
 use telepipe_workers::clinical::conversation::Conversation;
 use telepipe_workers::clinical::ClinicalConfig;
@@ -154,10 +154,64 @@ async fn the_doctor_and_patient_are_told_apart() {
 }
 
 #[tokio::test]
+async fn speaker_roles_sit_beside_the_raw_labels() {
+    let world = World::new();
+    world
+        .store
+        .insert(TRANSCRIPTS, KEY, transcript(200, SynthLabels::Speakers));
+    handle_message(&world.ports(), &config(), &notification(KEY))
+        .await
+        .unwrap();
+    let doc = world.results();
+    assert_eq!(doc.speakers, ["spk_0", "spk_1"], "raw labels unchanged");
+    assert_eq!(
+        doc.speaker_roles.clone().into_iter().collect::<Vec<_>>(),
+        [
+            ("spk_0".to_owned(), SpeakerRole::Clinician),
+            ("spk_1".to_owned(), SpeakerRole::Patient)
+        ]
+    );
+    for turn in &doc.turns {
+        assert_eq!(turn.role, doc.speaker_roles.get(&turn.speaker).copied());
+    }
+    // The patient reports taking aspirin: the entity keeps its label and gains the role.
+    let aspirin = doc
+        .entities
+        .iter()
+        .find(|e| e.text == "aspirin")
+        .expect("aspirin found");
+    assert_eq!(aspirin.speaker.as_deref(), Some("spk_1"));
+    assert_eq!(aspirin.role, Some(SpeakerRole::Patient));
+    let json: serde_json::Value = serde_json::to_value(&doc).unwrap();
+    let entity = json["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == aspirin.id.as_str())
+        .unwrap();
+    assert_eq!(
+        (&entity["speaker"], &entity["role"]),
+        (&"spk_1".into(), &"patient".into())
+    );
+    assert_eq!(
+        json["speaker_roles"],
+        serde_json::json!({"spk_0": "clinician", "spk_1": "patient"})
+    );
+}
+
+#[tokio::test]
 async fn channel_labelled_and_unlabelled_transcripts_work() {
-    for (labels, expected) in [
-        (SynthLabels::Channels, Labelling::ChannelLabels),
-        (SynthLabels::None, Labelling::None),
+    for (labels, expected, roles) in [
+        (
+            SynthLabels::Channels,
+            Labelling::ChannelLabels,
+            &[
+                ("ch_0", SpeakerRole::Clinician),
+                ("ch_1", SpeakerRole::Patient),
+            ][..],
+        ),
+        // One speaker: nobody to tell apart, so no roles.
+        (SynthLabels::None, Labelling::None, &[][..]),
     ] {
         let world = World::new();
         world
@@ -168,6 +222,12 @@ async fn channel_labelled_and_unlabelled_transcripts_work() {
             .unwrap();
         let doc = world.results();
         assert_eq!(doc.labelling, expected);
+        let found: Vec<(&str, SpeakerRole)> = doc
+            .speaker_roles
+            .iter()
+            .map(|(label, role)| (label.as_str(), *role))
+            .collect();
+        assert_eq!(found, roles);
         assert!(doc
             .entities
             .iter()

@@ -104,6 +104,7 @@ macro_rules! entity {
             begin_offset: offset($e.begin_offset()),
             end_offset: offset($e.end_offset()),
             speaker: None,
+            role: None,
             start_ms: None,
             end_ms: None,
             turn: None,

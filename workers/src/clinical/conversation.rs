@@ -39,6 +39,36 @@ pub struct Conversation {
     pub duration_ms: u64,
 }
 
+impl Conversation {
+    /// (speaker label, text) of every turn, in order.
+    pub fn turn_texts(&self) -> Vec<(&str, &str)> {
+        // Turn offsets are code points; walk the text once to find their bytes.
+        let mut bytes = self
+            .text
+            .char_indices()
+            .map(|(b, _)| b)
+            .chain([self.text.len()]);
+        let (mut at, mut byte) = (0u32, bytes.next().unwrap_or(0));
+        let mut to_byte = |offset: u32| {
+            while at < offset {
+                byte = bytes.next().unwrap_or(self.text.len());
+                at += 1;
+            }
+            byte
+        };
+        self.turns
+            .iter()
+            .map(|t| {
+                let (begin, end) = (to_byte(t.begin), to_byte(t.end));
+                (
+                    self.speakers[t.speaker as usize].as_str(),
+                    &self.text[begin..end],
+                )
+            })
+            .collect()
+    }
+}
+
 /// Speaker label given to every word of an unlabelled transcript.
 pub const UNLABELLED_SPEAKER: &str = "spk_0";
 
@@ -343,6 +373,22 @@ mod tests {
     fn empty_transcripts_give_empty_conversations() {
         let conv = parse(r#"{"results":{"transcripts":[{"transcript":""}],"items":[]}}"#);
         assert!(conv.text.is_empty() && conv.turns.is_empty() && conv.words.is_empty());
+    }
+
+    #[test]
+    fn turn_texts_pair_labels_with_their_words() {
+        let json = format!(
+            r#"{{"results":{{"items":[{},{},{},{}],"channel_labels":{{"number_of_channels":2,"channels":[]}}}}}}"#,
+            word("Café", "0", "1").replace(r#""type""#, r#""channel_label":"ch_0","type""#),
+            punct("?"),
+            word("naïve", "1", "2").replace(r#""type""#, r#""channel_label":"ch_1","type""#),
+            word("oui", "2", "3").replace(r#""type""#, r#""channel_label":"ch_1","type""#),
+        );
+        let conv = parse(&json);
+        assert_eq!(
+            conv.turn_texts(),
+            [("ch_0", "Café?"), ("ch_1", "naïve oui")]
+        );
     }
 
     #[test]

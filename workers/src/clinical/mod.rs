@@ -2,6 +2,9 @@
 //! document of clinical entities, each mapped to its speaker and audio time, and a
 //! `Clinical Entities Extracted` event.
 //!
+//! Speaker roles (`roles`): beside each raw label, `clinician` or `patient` when the words
+//! make it clear (document `speaker_roles`, `role` on turns and entities); none otherwise.
+//!
 //! Deterministic: the same transcript and the same engine answers produce the same
 //! document bytes and therefore the same event id, so reprocessing is harmless.
 //!
@@ -13,6 +16,7 @@
 pub mod chunk;
 mod config;
 pub mod conversation;
+pub mod roles;
 
 use crate::error::Reason;
 use crate::error::{PortErrorKind, PortResultExt, StageError};
@@ -426,6 +430,8 @@ fn assemble(
     conversation: &Conversation,
     mut analysis: Analysis,
 ) -> ResultsDocument {
+    let speaker_roles = roles::speaker_roles(conversation.turn_texts());
+    let role_of = |label: &str| speaker_roles.get(label).copied();
     let mut finish = |api: NlpApi| {
         let mut entities = analysis.by_api.remove(&api).unwrap_or_default();
         entities.sort_by(|a, b| {
@@ -439,12 +445,25 @@ fn assemble(
         for (n, entity) in entities.iter_mut().enumerate() {
             entity.id = format!("{}-{n}", api.id_prefix());
             locate(entity, conversation);
+            entity.role = entity.speaker.as_deref().and_then(role_of);
         }
         entities
     };
     let entities = finish(NlpApi::DetectEntitiesV2);
     let icd10cm = finish(NlpApi::InferIcd10Cm);
     let rxnorm = finish(NlpApi::InferRxNorm);
+    let turns = conversation
+        .turns
+        .iter()
+        .map(|t| Turn {
+            speaker: conversation.speakers[t.speaker as usize].clone(),
+            role: role_of(&conversation.speakers[t.speaker as usize]),
+            start_ms: t.start_ms,
+            end_ms: t.end_ms,
+            begin_offset: t.begin,
+            end_offset: t.end,
+        })
+        .collect();
     ResultsDocument {
         schema_version: SCHEMA_VERSION,
         session_id: session_id.to_owned(),
@@ -453,19 +472,10 @@ fn assemble(
         engine,
         labelling: conversation.labelling,
         speakers: conversation.speakers.clone(),
+        speaker_roles,
         duration_ms: conversation.duration_ms,
         text: conversation.text.clone(),
-        turns: conversation
-            .turns
-            .iter()
-            .map(|t| Turn {
-                speaker: conversation.speakers[t.speaker as usize].clone(),
-                start_ms: t.start_ms,
-                end_ms: t.end_ms,
-                begin_offset: t.begin,
-                end_offset: t.end,
-            })
-            .collect(),
+        turns,
         entities,
         icd10cm,
         rxnorm,
