@@ -92,7 +92,7 @@ def main() -> int:
     parser.add_argument("--models", default="tiny.en,base")
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--prompts", default="with,without", help="with, without or both")
-    parser.add_argument("--ftype", default="q5_0", help="telepipe's quantized weights")
+    parser.add_argument("--ftype", default="q8_0", help="telepipe's quantized weights")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "target/bench-transcribe.json")

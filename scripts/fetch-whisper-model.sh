@@ -47,14 +47,8 @@ OUT="$OUT_DIR/ggml-$MODEL$SUFFIX.bin"
 CACHE="$OUT_DIR/.cache"
 CT2_DIR="$OUT_DIR/ct2-$MODEL"
 
-# numpy lives in a project venv so the system python is left alone.
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import numpy' >/dev/null 2>&1; then
-  say "creating $VENV with numpy"
-  command -v python3 >/dev/null || die "python3 not found (run scripts/setup-whisper.sh)"
-  python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "numpy>=1.24" || die "pip install numpy failed"
-fi
-PY="$VENV/bin/python"
+# shellcheck source=scripts/numpy-venv.sh
+source "$ROOT/scripts/numpy-venv.sh"
 
 if [[ -f "$OUT" ]]; then
   if "$PY" "$CONVERTER" --verify "$OUT" >/dev/null 2>&1; then

@@ -16,6 +16,7 @@ use telepipe_local::nlp::OfflineNlp;
 use telepipe_local::runtime::{DirLock, LocalError, Pipeline, RECORDINGS_BUCKET};
 use telepipe_local::sessions::{Outbox, OutboxCopy};
 use telepipe_local::status::{self, RecordingStatus};
+use telepipe_whisper::diarize::VoiceEncoder;
 use telepipe_whisper::{WhisperEngine, WhisperOptions};
 
 #[derive(Debug, Args)]
@@ -38,6 +39,19 @@ pub struct EngineArgs {
     /// Chunks of one recording transcribed at once (default: the machine's cores, at most 4).
     #[arg(long, env = "TELEPIPE_WHISPER_JOBS")]
     jobs: Option<usize>,
+    /// Speaker encoder for diarizing mono recordings (scripts/fetch-voice-model.sh makes it).
+    #[arg(
+        long,
+        env = "TELEPIPE_VOICE_MODEL",
+        default_value = "models/voice-encoder.safetensors"
+    )]
+    voice_model: PathBuf,
+    /// Transcribe mono recordings as one speaker (no diarization, no voice model needed).
+    #[arg(long, env = "TELEPIPE_NO_DIARIZATION")]
+    no_diarization: bool,
+    /// Most speakers diarization may find in one mono recording.
+    #[arg(long, env = "TELEPIPE_MAX_SPEAKERS", default_value_t = 4)]
+    max_speakers: usize,
     /// Vocabulary prompt for Whisper (drug and condition names).
     #[arg(long, env = "TELEPIPE_WHISPER_PROMPT")]
     prompt: Option<String>,
@@ -62,8 +76,16 @@ fn open(data_dir: &Path, engines: &EngineArgs) -> Result<LocalPipeline, String> 
         options.initial_prompt = Some(prompt.clone());
     }
     let started = Instant::now();
-    let whisper = WhisperEngine::load(&model, options)
+    let mut whisper = WhisperEngine::load(&model, options)
         .map_err(|e| format!("{e}\n  (fetch it with scripts/fetch-whisper-model.sh)"))?;
+    if !engines.no_diarization {
+        let voices = VoiceEncoder::load(&resolve(&engines.voice_model)).map_err(|e| {
+            format!(
+                "{e}\n  (or pass --no-diarization to transcribe mono recordings as one speaker)"
+            )
+        })?;
+        whisper = whisper.with_voice_encoder(voices, engines.max_speakers.max(1));
+    }
     eprintln!(
         "engines ready: clinical NLP from {} in {nlp_ms} ms, Whisper {} in {} ms",
         nlp_dir.display(),
@@ -126,6 +148,7 @@ fn demo_table(report: &DemoReport) -> String {
         "transcribe",
         "clinical",
         "words",
+        "speakers",
         "cond",
         "meds",
         "ICD-10-CM",
@@ -147,6 +170,7 @@ fn demo_table(report: &DemoReport) -> String {
                 "-".into(),
                 "-".into(),
                 "-".into(),
+                "-".into(),
                 problem,
             ]);
             continue;
@@ -157,6 +181,7 @@ fn demo_table(report: &DemoReport) -> String {
             secs(r.transcribe_secs),
             secs(r.clinical_secs),
             or_dash(r.words),
+            r.speakers.join(", "),
             or_dash(r.conditions),
             or_dash(r.medications),
             r.icd10cm.join(" "),

@@ -41,6 +41,9 @@ pub struct Outcome {
     pub icd10cm: Vec<String>,
     /// Distinct RxNorm entity texts, lower case, sorted.
     pub drugs: Vec<String>,
+    /// The speakers' labels, each with its role when the clinical stage could tell
+    /// (`spk_0 clinician`).
+    pub speakers: Vec<String>,
     /// The results document, when one was written and reads as one.
     pub results: Option<PathBuf>,
 }
@@ -216,6 +219,7 @@ fn outcome<N: ClinicalNlp, E: SpeechToText>(
         medications: None,
         icd10cm: Vec::new(),
         drugs: Vec::new(),
+        speakers: Vec::new(),
         results: None,
     };
     let Some(status) = statuses.iter().find(|s| s.session_id == upload.session_id) else {
@@ -276,6 +280,14 @@ fn outcome<N: ClinicalNlp, E: SpeechToText>(
     drugs.sort();
     drugs.dedup();
     outcome.drugs = drugs;
+    outcome.speakers = doc
+        .speakers
+        .iter()
+        .map(|label| match doc.speaker_roles.get(label) {
+            Some(role) => format!("{label} {}", role.as_str()),
+            None => label.clone(),
+        })
+        .collect();
     outcome.words = Some(doc.text.split_whitespace().count());
     outcome.conditions = Some(count("MEDICAL_CONDITION"));
     outcome.medications = Some(count("MEDICATION"));

@@ -158,3 +158,70 @@ async fn a_chime_capture_in_aac_chunks_is_transcribed_once_with_whisper() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Issue 14's acceptance: a mono two-voice sample of `telepipe demo` gives a results document
+/// with two speakers, the clinician and the patient named, and the drugs the patient says
+/// attributed to the patient's label.
+#[tokio::test]
+async fn a_mono_two_voice_visit_is_diarized_and_the_patients_drugs_are_the_patients() {
+    let Some((model, nlp_data)) = common::real_engines() else {
+        return;
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let voices = telepipe_whisper::diarize::VoiceEncoder::load(
+        &root.join("models/voice-encoder.safetensors"),
+    )
+    .expect("run scripts/fetch-voice-model.sh (scripts/setup.sh does)");
+    let nlp = telepipe_nlp::Engine::load(std::path::Path::new(&nlp_data)).unwrap();
+    let whisper = WhisperEngine::load(std::path::Path::new(&model), WhisperOptions::default())
+        .unwrap()
+        .with_voice_encoder(voices, 4);
+    let dir = std::env::temp_dir().join(format!(
+        "telepipe-diarized-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let folder = dir.join("buckets/recordings/recordings/sess-mono");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(
+        root.join("samples/visit-diabetes-followup.wav"),
+        folder.join("visit.wav"),
+    )
+    .unwrap();
+    let pipeline = Pipeline::open(&dir, OfflineNlp(Arc::new(nlp)), Arc::new(whisper)).unwrap();
+    pipeline.run_until_idle(|_| {}).await.unwrap();
+
+    let docs = results_of(&dir, "sess-mono");
+    let doc = docs.first().expect("a results document");
+    eprintln!("{:?} {:?}: {}", doc.speakers, doc.speaker_roles, doc.text);
+    assert_eq!(doc.speakers.len(), 2, "two speakers: {:?}", doc.speakers);
+    let role_of = |label: &str| doc.speaker_roles.get(label).map(|r| r.as_str());
+    let clinician = doc
+        .speakers
+        .iter()
+        .find(|l| role_of(l) == Some("clinician"))
+        .expect("the doctor is named clinician");
+    let patient = doc
+        .speakers
+        .iter()
+        .find(|l| role_of(l) == Some("patient"))
+        .expect("the other voice is the patient");
+    assert_ne!(clinician, patient);
+    // "I take metformin 500 milligrams twice daily" and "Lisinopril 10 milligrams daily" are
+    // the patient's lines.
+    let metformin = doc
+        .rxnorm
+        .iter()
+        .find(|e| e.text.eq_ignore_ascii_case("metformin"))
+        .expect("metformin found");
+    assert_eq!(metformin.speaker.as_deref(), Some(patient.as_str()));
+    assert_eq!(metformin.role.map(|r| r.as_str()), Some("patient"));
+    // The doctor asks about diabetes: the condition is the clinician's.
+    let diabetes = doc
+        .entities
+        .iter()
+        .find(|e| e.text.to_lowercase().contains("diabetes"))
+        .expect("diabetes found");
+    assert_eq!(diabetes.speaker.as_deref(), Some(clinician.as_str()));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::audio::decode_wav;
+use crate::diarize::VoiceEncoder;
 use crate::ggml::{check_model_file, ModelInfo};
 use crate::transcript::{to_json, Recognized};
 use crate::WhisperError;
@@ -56,6 +57,8 @@ pub struct WhisperEngine {
     info: ModelInfo,
     options: WhisperOptions,
     inner: imp::Inner,
+    /// Diarizes mono recordings when set ([`WhisperEngine::with_voice_encoder`]).
+    voices: Option<(VoiceEncoder, usize)>,
 }
 
 impl std::fmt::Debug for WhisperEngine {
@@ -99,7 +102,15 @@ impl WhisperEngine {
             info,
             options,
             inner,
+            voices: None,
         })
+    }
+
+    /// Diarizes mono recordings with `encoder` into at most `max_speakers` speakers, so their
+    /// transcripts carry `spk_0`, `spk_1`, ... instead of one speaker.
+    pub fn with_voice_encoder(mut self, encoder: VoiceEncoder, max_speakers: usize) -> Self {
+        self.voices = Some((encoder, max_speakers.max(1)));
+        self
     }
 
     /// The model's hyperparameters.
@@ -114,8 +125,9 @@ impl WhisperEngine {
 
     /// Transcribes a WAV file's bytes; returns Transcribe Medical-format JSON bytes.
     ///
-    /// Mono audio is one speaker (`speaker_labels`, `spk_0`); two-channel audio is one speaker
-    /// per channel (`channel_labels`, `ch_0`/`ch_1`), each channel transcribed on its own.
+    /// Mono audio is one speaker (`speaker_labels`, `spk_0`), or its diarized speakers with a
+    /// voice encoder; two-channel audio is one speaker per channel (`channel_labels`,
+    /// `ch_0`/`ch_1`), each channel transcribed on its own.
     pub fn transcribe_wav(&self, wav: &[u8], job_name: &str) -> Result<Vec<u8>, WhisperError> {
         self.transcribe_audio(&decode_wav(wav)?, job_name)
     }
@@ -137,7 +149,14 @@ impl WhisperEngine {
         job_name: &str,
     ) -> Result<Vec<u8>, WhisperError> {
         let recognized = if audio.channels.len() == 1 {
-            Recognized::Mono(self.inner.recognize(&audio.channels[0], &self.options)?)
+            let segments = self.inner.recognize(&audio.channels[0], &self.options)?;
+            match &self.voices {
+                Some((encoder, max_speakers)) => Recognized::Diarized {
+                    segments,
+                    turns: encoder.diarize(&audio.channels[0], *max_speakers),
+                },
+                None => Recognized::Mono(segments),
+            }
         } else {
             Recognized::Channels(
                 audio
@@ -249,7 +268,7 @@ mod imp {
             let chunks = plan_chunks(samples, &speech, MAX_CHUNK_MS);
             let workers = options.jobs.clamp(1, chunks.len());
             let next = AtomicUsize::new(0);
-            let results: Mutex<Vec<Option<Result<Vec<RecognizedSegment>, WhisperError>>>> =
+            let results: Mutex<Vec<ChunkOutcome>> =
                 Mutex::new((0..chunks.len()).map(|_| None).collect());
             std::thread::scope(|scope| {
                 for _ in 0..workers {
@@ -364,6 +383,9 @@ mod imp {
             Ok(segments)
         }
     }
+
+    /// What became of one chunk: `None` until a worker has recognised it.
+    type ChunkOutcome = Option<Result<Vec<RecognizedSegment>, WhisperError>>;
 
     /// Moves a chunk's segments from the chunk's clock to the track's.
     fn to_track_clock(

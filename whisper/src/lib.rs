@@ -7,6 +7,7 @@
 //! - [`media`]: MP3, AAC in MP4/M4A, FLAC and Ogg Vorbis too (symphonia), and WAV encoding;
 //! - [`blas`]: OpenBLAS's CPU kernels chosen from the CPU's features (set before it loads);
 //! - [`chunks`]: speech packed into Whisper-window chunks, silence left out, times mapped back;
+//! - [`diarize`]: who spoke when on mono audio (GE2E speaker encoder, clustering);
 //! - [`words`]: Whisper tokens to Transcribe items (words, punctuation, times, confidence), pure;
 //! - [`transcript`]: items to the `telepipe_events::transcribe` document (speaker or channel labels);
 //! - [`ggml`]: structural check of whisper.cpp model files before whisper.cpp loads them;
@@ -22,6 +23,7 @@
 pub mod audio;
 pub mod blas;
 pub mod chunks;
+pub mod diarize;
 mod engine;
 mod error;
 pub mod ggml;

@@ -2,9 +2,11 @@
 //! `telepipe_events::transcribe` types, so `clinical` reads a local transcript exactly as it
 //! reads one from AWS.
 //!
-//! - Mono audio is taken as **one speaker**: Whisper does no diarisation, so `speaker_labels`
-//!   has `speakers: 1` and one segment per Whisper segment, all `spk_0`, and every item carries
-//!   `speaker_label: "spk_0"`.
+//! - Mono audio without diarization is **one speaker**: `speaker_labels` has `speakers: 1` and
+//!   one segment per Whisper segment, all `spk_0`, and every item carries `speaker_label: "spk_0"`.
+//! - Mono audio with diarization ([`crate::diarize`]): each word takes the speaker of the turn
+//!   it falls in (`spk_0`, `spk_1`, ... in the order first heard) and `speaker_labels.segments`
+//!   are the runs of one speaker's words, as Transcribe's speaker partitioning writes them.
 //! - Two-channel audio (one speaker per channel) gives `channel_labels` (`ch_0`, `ch_1`) with
 //!   each channel's items; the top-level `items` are both channels merged by start time, each
 //!   carrying its `channel_label`, as Transcribe's channel identification writes them.
@@ -20,6 +22,7 @@ use telepipe_events::transcribe::{
     SpeakerLabels, TranscribeOutput, TranscriptText,
 };
 
+pub use crate::diarize::SpeakerTurn;
 pub use crate::words::RecognizedSegment;
 use crate::words::{assemble_words, make_monotonic, render_text, Word, WordKind};
 use crate::WhisperError;
@@ -29,6 +32,11 @@ use crate::WhisperError;
 pub enum Recognized {
     /// One channel, one speaker.
     Mono(Vec<RecognizedSegment>),
+    /// One channel, its speakers found by diarization ([`crate::diarize`]).
+    Diarized {
+        segments: Vec<RecognizedSegment>,
+        turns: Vec<SpeakerTurn>,
+    },
     /// One entry per channel, in channel order (`ch_0` first).
     Channels(Vec<Vec<RecognizedSegment>>),
 }
@@ -75,6 +83,7 @@ fn channel_words(segments: &[RecognizedSegment]) -> Vec<Vec<Word>> {
 pub fn build_output(job_name: &str, recognized: &Recognized) -> TranscribeOutput<'static> {
     let results = match recognized {
         Recognized::Mono(segments) => mono_results(segments),
+        Recognized::Diarized { segments, turns } => diarized_results(segments, turns),
         Recognized::Channels(channels) => channel_results(channels),
     };
     TranscribeOutput {
@@ -127,6 +136,88 @@ fn mono_results(segments: &[RecognizedSegment]) -> Results<'static> {
         items,
         speaker_labels: Some(SpeakerLabels {
             speakers: Some(1),
+            segments: speaker_segments,
+        }),
+        channel_labels: None,
+    }
+}
+
+/// The turn a word belongs to: the one holding its midpoint, else the nearest.
+fn speaker_at(turns: &[SpeakerTurn], start_ms: u64, end_ms: u64) -> Option<usize> {
+    let middle = (start_ms + end_ms) / 2;
+    turns
+        .iter()
+        .min_by_key(|t| {
+            if t.start_ms <= middle && middle < t.end_ms.max(t.start_ms + 1) {
+                0
+            } else {
+                t.start_ms.abs_diff(middle).min(t.end_ms.abs_diff(middle))
+            }
+        })
+        .map(|t| t.speaker)
+}
+
+/// Mono audio with its diarization: every word takes the speaker of its turn (`spk_N`,
+/// numbered in the order the speakers are first heard), punctuation the word's before it, and
+/// `speaker_labels.segments` are the runs of words of one speaker, as Transcribe writes them.
+fn diarized_results(segments: &[RecognizedSegment], turns: &[SpeakerTurn]) -> Results<'static> {
+    let words: Vec<Word> = channel_words(segments).into_iter().flatten().collect();
+    let mut numbering: Vec<usize> = Vec::new();
+    let mut current: Option<String> = None;
+    let labels: Vec<Option<String>> = words
+        .iter()
+        .map(|w| {
+            if let (Some(start), Some(end)) = (w.start_ms, w.end_ms) {
+                if let Some(speaker) = speaker_at(turns, start, end) {
+                    let n = numbering
+                        .iter()
+                        .position(|&s| s == speaker)
+                        .unwrap_or_else(|| {
+                            numbering.push(speaker);
+                            numbering.len() - 1
+                        });
+                    current = Some(format!("spk_{n}"));
+                }
+            }
+            current.clone().or_else(|| Some(SPEAKER.to_string()))
+        })
+        .collect();
+    let items = words
+        .iter()
+        .zip(&labels)
+        .map(|(w, label)| item(w, label.as_deref(), None))
+        .collect();
+    let mut speaker_segments: Vec<Segment> = Vec::new();
+    for (word, label) in words.iter().zip(&labels) {
+        if word.kind != WordKind::Pronunciation {
+            continue;
+        }
+        let label = label.clone().unwrap_or_else(|| SPEAKER.to_string());
+        let entry = SegmentItem {
+            start_time: word.start_ms,
+            end_time: word.end_ms,
+            speaker_label: Cow::Owned(label.clone()),
+        };
+        match speaker_segments.last_mut() {
+            Some(segment) if segment.speaker_label == label => {
+                segment.end_time = word.end_ms.or(segment.end_time);
+                segment.items.push(entry);
+            }
+            _ => speaker_segments.push(Segment {
+                start_time: word.start_ms,
+                end_time: word.end_ms,
+                speaker_label: Cow::Owned(label),
+                items: vec![entry],
+            }),
+        }
+    }
+    Results {
+        transcripts: vec![TranscriptText {
+            transcript: Cow::Owned(render_text(words.iter())),
+        }],
+        items,
+        speaker_labels: Some(SpeakerLabels {
+            speakers: Some(numbering.len().max(1) as u32),
             segments: speaker_segments,
         }),
         channel_labels: None,
@@ -211,6 +302,82 @@ mod tests {
                 .iter()
                 .map(|(text, s, e)| TokenPiece::new(text, *s, *e, 0.75))
                 .collect(),
+        }
+    }
+
+    #[test]
+    fn diarized_mono_output_labels_each_word_with_its_turns_speaker() {
+        // One Whisper segment spanning a change of speaker: the words decide, not the segment.
+        let recognized = Recognized::Diarized {
+            segments: vec![seg(
+                0,
+                4000,
+                &[
+                    (" Any", 100, 400),
+                    (" fever", 400, 800),
+                    ("?", 800, 850),
+                    (" No", 2600, 2900),
+                    (" fever", 2900, 3500),
+                    (".", 3500, 3550),
+                ],
+            )],
+            turns: vec![
+                SpeakerTurn {
+                    start_ms: 50,
+                    end_ms: 900,
+                    speaker: 3,
+                },
+                SpeakerTurn {
+                    start_ms: 2550,
+                    end_ms: 3600,
+                    speaker: 1,
+                },
+            ],
+        };
+        let json = to_json("visit-3", &recognized).unwrap();
+        let out: TranscribeOutput = serde_json::from_slice(&json).unwrap();
+        let labels = out.results.speaker_labels.as_ref().unwrap();
+        // Numbered in the order first heard, whatever the diarizer called them.
+        assert_eq!(labels.speakers, Some(2));
+        let segments: Vec<(&str, usize)> = labels
+            .segments
+            .iter()
+            .map(|s| (s.speaker_label.as_ref(), s.items.len()))
+            .collect();
+        assert_eq!(segments, vec![("spk_0", 2), ("spk_1", 2)]);
+        let items: Vec<(String, Option<&str>)> = out
+            .results
+            .items
+            .iter()
+            .map(|i| (i.content().to_string(), i.speaker_label.as_deref()))
+            .collect();
+        assert_eq!(
+            items,
+            vec![
+                ("Any".to_string(), Some("spk_0")),
+                ("fever".to_string(), Some("spk_0")),
+                ("?".to_string(), Some("spk_0")),
+                ("No".to_string(), Some("spk_1")),
+                ("fever".to_string(), Some("spk_1")),
+                (".".to_string(), Some("spk_1")),
+            ]
+        );
+        // A word between turns goes to the nearest one.
+        assert_eq!(
+            speaker_at(&recognized_turns(&recognized), 1000, 1100),
+            Some(3)
+        );
+        assert_eq!(
+            speaker_at(&recognized_turns(&recognized), 2300, 2400),
+            Some(1)
+        );
+        assert_eq!(speaker_at(&[], 0, 10), None);
+    }
+
+    fn recognized_turns(recognized: &Recognized) -> Vec<SpeakerTurn> {
+        match recognized {
+            Recognized::Diarized { turns, .. } => turns.clone(),
+            _ => Vec::new(),
         }
     }
 

@@ -3,8 +3,13 @@
 //! ```text
 //! cargo run -p telepipe-whisper --release --features whisper --bin whisper-bench -- \
 //!     --model models/ggml-tiny.en.bin [--threads N] [--jobs N] [--runs N] [--no-prompt] \
-//!     [--json] samples/*.wav
+//!     [--json] [--voice-model models/voice-encoder.safetensors] [--transcript-out FILE] \
+//!     samples/*.wav
 //! ```
+//!
+//! With `--voice-model` mono recordings are diarized too (the wall time includes it) and the
+//! diarization alone is timed as well (`diarize_s`); `--transcript-out` writes the last
+//! file's Transcribe JSON (for `scripts/der.py`).
 //!
 //! `--json` prints one JSON object per file instead of the table (what
 //! `scripts/bench-transcribe.py` reads): file, audio_s, wall_s (median), cpu_s, peak_rss_mib,
@@ -22,25 +27,33 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use telepipe_events::transcribe::TranscribeOutput;
+use telepipe_whisper::diarize::VoiceEncoder;
 use telepipe_whisper::{decode_wav, WhisperEngine, WhisperOptions};
+
+/// Speakers a diarized recording may have (the CLI's default too).
+const MAX_SPEAKERS: usize = 4;
 
 struct Args {
     model: PathBuf,
     threads: usize,
     jobs: Option<usize>,
     json: bool,
+    voice_model: Option<PathBuf>,
+    transcript_out: Option<PathBuf>,
     runs: usize,
     prompt: bool,
     files: Vec<PathBuf>,
 }
 
 const USAGE: &str =
-    "usage: whisper-bench --model PATH [--threads N] [--jobs N] [--runs N>=3] [--no-prompt] [--json] FILE.wav...";
+    "usage: whisper-bench --model PATH [--threads N] [--jobs N] [--runs N>=3] [--no-prompt] [--json] \
+     [--voice-model PATH] [--transcript-out FILE] FILE.wav...";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut model, mut threads, mut runs, mut prompt, mut files) = (None, 1, 3, true, Vec::new());
     let (mut jobs, mut json) = (None, false);
+    let (mut voice_model, mut transcript_out) = (None, None);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -63,6 +76,8 @@ fn parse_args() -> Result<Args, String> {
                 )
             }
             "--json" => json = true,
+            "--voice-model" => voice_model = Some(PathBuf::from(value("--voice-model")?)),
+            "--transcript-out" => transcript_out = Some(PathBuf::from(value("--transcript-out")?)),
             "--no-prompt" => prompt = false,
             "-h" | "--help" => return Err(USAGE.into()),
             flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
@@ -81,6 +96,8 @@ fn parse_args() -> Result<Args, String> {
         threads,
         jobs,
         json,
+        voice_model,
+        transcript_out,
         runs,
         prompt,
         files,
@@ -125,7 +142,14 @@ fn run(args: Args) -> Result<(), String> {
         ..WhisperOptions::default()
     };
     let load_start = Instant::now();
-    let engine = WhisperEngine::load(&args.model, options).map_err(|e| e.to_string())?;
+    let mut engine = WhisperEngine::load(&args.model, options).map_err(|e| e.to_string())?;
+    // A second copy of the encoder times diarization on its own.
+    let mut diarizer = None;
+    if let Some(path) = &args.voice_model {
+        let load = || VoiceEncoder::load(path).map_err(|e| e.to_string());
+        engine = engine.with_voice_encoder(load()?, MAX_SPEAKERS);
+        diarizer = Some(load()?);
+    }
     let load_s = load_start.elapsed().as_secs_f64();
     let info = engine.model_info();
     let jobs = engine.options().jobs;
@@ -171,6 +195,23 @@ fn run(args: Args) -> Result<(), String> {
         } else {
             median(cpu_times).as_secs_f64()
         };
+        let diarize_s = diarizer
+            .as_ref()
+            .filter(|_| audio.channels.len() == 1)
+            .map(|d| {
+                let mut times: Vec<Duration> = (0..args.runs)
+                    .map(|_| {
+                        let start = Instant::now();
+                        d.diarize(&audio.channels[0], MAX_SPEAKERS);
+                        start.elapsed()
+                    })
+                    .collect();
+                times.sort();
+                times[times.len() / 2].as_secs_f64()
+            });
+        if let Some(out) = &args.transcript_out {
+            std::fs::write(out, &json).map_err(|e| format!("{}: {e}", out.display()))?;
+        }
         let out: TranscribeOutput = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
         let transcript = &out.results.transcripts[0].transcript;
         if args.json {
@@ -185,6 +226,8 @@ fn run(args: Args) -> Result<(), String> {
                 "threads": args.threads,
                 "jobs": jobs,
                 "prompt": engine.options().initial_prompt,
+                "diarize_s": diarize_s,
+                "speakers": out.results.speaker_labels.as_ref().and_then(|l| l.speakers),
                 "transcript": transcript,
             });
             println!("{line}");
