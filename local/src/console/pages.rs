@@ -240,7 +240,7 @@ fn visit_body(visit: &Visit) -> Markup {
             @for turn in &visit.turns {
                 div.turn data-speaker=(turn.speaker) {
                     button.when type="button" data-start=(turn.start_ms) { (clock(turn.start_ms)) }
-                    span.who { (turn.speaker) }
+                    span.who { (turn.speaker) @if let Some(role) = &turn.role { " · " (role) } }
                     p { @for piece in &turn.pieces {
                         @match piece {
                             Piece::Text(text) => { (text) }
@@ -263,7 +263,7 @@ fn visit_body(visit: &Visit) -> Markup {
                     td { span class=(finding_classes(f)) data-start=[f.start_ms] { (f.text) } }
                     td { span class={ "badge cat-" (f.category) } { (f.category) } }
                     td { (f.kind) }
-                    td { (f.speaker.as_deref().unwrap_or("")) }
+                    td { (f.speaker.as_deref().unwrap_or("")) @if let Some(role) = &f.role { " · " (role) } }
                     td { @if let Some(ms) = f.start_ms { (clock(ms)) } }
                     td { (codes(&f.icd10cm)) }
                     td { (codes(&f.drug_codes)) }

@@ -18,6 +18,8 @@ pub struct Finding {
     pub category: String,
     pub kind: String,
     pub speaker: Option<String>,
+    /// `clinician` or `patient` when the clinical stage could tell.
+    pub role: Option<String>,
     pub start_ms: Option<u64>,
     pub begin_offset: u32,
     pub end_offset: u32,
@@ -44,6 +46,8 @@ pub enum Piece {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TurnView {
     pub speaker: String,
+    /// `clinician` or `patient` when the clinical stage could tell.
+    pub role: Option<String>,
     pub start_ms: u64,
     pub end_ms: u64,
     pub pieces: Vec<Piece>,
@@ -118,6 +122,7 @@ fn findings(document: &ResultsDocument) -> Vec<Finding> {
                     category: entity.category.clone(),
                     kind: entity.kind.clone(),
                     speaker: entity.speaker.clone(),
+                    role: entity.role.map(|r| r.as_str().to_string()),
                     start_ms: entity.start_ms,
                     begin_offset: entity.begin_offset,
                     end_offset: entity.end_offset,
@@ -257,6 +262,7 @@ pub fn visit(document: &ResultsDocument) -> Visit {
             let begin = (turn.begin_offset as usize).min(end);
             TurnView {
                 speaker: turn.speaker.clone(),
+                role: turn.role.map(|r| r.as_str().to_string()),
                 start_ms: turn.start_ms,
                 end_ms: turn.end_ms,
                 pieces: pieces(&chars, begin, end, &findings),
@@ -267,7 +273,15 @@ pub fn visit(document: &ResultsDocument) -> Visit {
         session_id: document.session_id.clone(),
         job_name: document.job_name.clone(),
         duration_ms: document.duration_ms,
-        speakers: document.speakers.clone(),
+        // Each label with its role beside it, when there is one ("spk_0 clinician").
+        speakers: document
+            .speakers
+            .iter()
+            .map(|label| match document.speaker_roles.get(label) {
+                Some(role) => format!("{label} {}", role.as_str()),
+                None => label.clone(),
+            })
+            .collect(),
         engine: document.engine.name.clone(),
         turns,
         summary: summary(&findings),
@@ -285,10 +299,11 @@ mod tests {
             "transcript": {"bucket": "t", "key": "transcripts/s-1/j.json"},
             "engine": {"name": "offline", "drug_code_system": "RXNORM"},
             "labelling": "channel_labels", "speakers": ["ch_0", "ch_1"], "duration_ms": 9000,
+            "speaker_roles": {"ch_0": "clinician", "ch_1": "patient"},
             "text": "Any chest pain?\nNo chest pain. I take lisinopril 10 mg daily.",
             "turns": [
                 {"speaker": "ch_0", "start_ms": 0, "end_ms": 1500, "begin_offset": 0, "end_offset": 15},
-                {"speaker": "ch_1", "start_ms": 1600, "end_ms": 6000, "begin_offset": 16, "end_offset": 61}
+                {"speaker": "ch_1", "role": "patient", "start_ms": 1600, "end_ms": 6000, "begin_offset": 16, "end_offset": 61}
             ],
             "entities": [
                 {"id": "entity-0", "category": "MEDICAL_CONDITION", "type": "DX_NAME", "text": "chest pain",
@@ -298,7 +313,8 @@ mod tests {
                  "score": 0.9, "begin_offset": 19, "end_offset": 29, "speaker": "ch_1", "start_ms": 1700, "turn": 1,
                  "traits": [{"name": "NEGATION", "score": 0.9}]},
                 {"id": "entity-2", "category": "MEDICATION", "type": "GENERIC_NAME", "text": "lisinopril",
-                 "score": 0.9, "begin_offset": 38, "end_offset": 48, "speaker": "ch_1", "start_ms": 3000, "turn": 1}
+                 "score": 0.9, "begin_offset": 38, "end_offset": 48, "speaker": "ch_1", "role": "patient",
+                 "start_ms": 3000, "turn": 1}
             ],
             "icd10cm": [
                 {"id": "icd10cm-0", "category": "MEDICAL_CONDITION", "type": "DX_NAME", "text": "chest pain",
@@ -317,6 +333,21 @@ mod tests {
             "characters_sent": {"detect_entities_v2": 61, "infer_icd10cm": 61, "infer_rxnorm": 61}
         }))
         .expect("a results document")
+    }
+
+    #[test]
+    fn roles_stand_beside_the_speaker_labels() {
+        let visit = visit(&document());
+        assert_eq!(visit.speakers, vec!["ch_0 clinician", "ch_1 patient"]);
+        assert_eq!(visit.turns[0].role, None, "the turn itself carries no role here");
+        assert_eq!(visit.turns[1].role.as_deref(), Some("patient"));
+        let lisinopril = visit
+            .findings
+            .iter()
+            .find(|f| f.text == "lisinopril")
+            .unwrap();
+        assert_eq!(lisinopril.speaker.as_deref(), Some("ch_1"));
+        assert_eq!(lisinopril.role.as_deref(), Some("patient"));
     }
 
     #[test]
