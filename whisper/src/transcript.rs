@@ -42,6 +42,8 @@ pub enum Recognized {
 }
 
 const SPEAKER: &str = "spk_0";
+/// A pause this long between two words of one channel ends a run of the channel merge.
+const RUN_PAUSE_MS: u64 = 1_000;
 /// Punctuation that ends a sentence, for merging channels sentence by sentence.
 const SENTENCE_END: [&str; 3] = [".", "?", "!"];
 
@@ -224,6 +226,17 @@ fn diarized_results(segments: &[RecognizedSegment], turns: &[SpeakerTurn]) -> Re
     }
 }
 
+/// Spoken words from the start of `words` up to the end of its sentence (or of `words`).
+fn words_left_in_sentence(words: &[Word]) -> usize {
+    words
+        .iter()
+        .take_while(|w| {
+            !(w.kind == WordKind::Punctuation && SENTENCE_END.contains(&w.content.as_str()))
+        })
+        .filter(|w| w.kind == WordKind::Pronunciation)
+        .count()
+}
+
 fn channel_results(channels: &[Vec<RecognizedSegment>]) -> Results<'static> {
     let labels: Vec<String> = (0..channels.len()).map(|c| format!("ch_{c}")).collect();
     // Per channel, per Whisper segment.
@@ -234,12 +247,24 @@ fn channel_results(channels: &[Vec<RecognizedSegment>]) -> Results<'static> {
     // mid-sentence, because the last word before a pause is where alignment is weakest (it can
     // land up to a second late, into the other speaker's turn); a sentence's first word, right
     // after silence, is placed well. Ties keep channel order (the sort is stable).
+    //
+    // A pause of over [`RUN_PAUSE_MS`] inside a sentence ends the run too, when at least two
+    // words of the sentence follow it: the recogniser hears a channel's speech with the other
+    // side's turns cut out (silence is skipped), so it can join two of the doctor's lines into
+    // one sentence across the patient's answer. (One late word before the full stop is the
+    // alignment drift above, not a new line.)
     let mut runs: Vec<(u64, usize, Vec<&Word>)> = Vec::new();
     for (channel, segments) in words.iter().enumerate() {
         let mut key = 0;
         for segment in segments {
             let mut run: Vec<&Word> = Vec::new();
-            for word in segment {
+            for (i, word) in segment.iter().enumerate() {
+                let last_end = run.iter().rev().find_map(|w| w.end_ms);
+                if let (Some(end), Some(start)) = (last_end, word.start_ms) {
+                    if start > end + RUN_PAUSE_MS && words_left_in_sentence(&segment[i..]) >= 2 {
+                        runs.push((key, channel, std::mem::take(&mut run)));
+                    }
+                }
                 if run.is_empty() {
                     key = word.start_ms.unwrap_or(key);
                 }
@@ -540,6 +565,38 @@ mod tests {
         let patient = vec![seg(3000, 4000, &[(" yes", 3000, 3400)])];
         let out = build_output("x", &Recognized::Channels(vec![doctor, patient]));
         assert_eq!(out.results.transcripts[0].transcript, "okay yes so");
+    }
+
+    #[test]
+    fn a_long_pause_inside_one_channels_sentence_lets_the_other_channel_in() {
+        // The doctor's two lines heard as one sentence (no full stop between them), with the
+        // patient's answer in the pause.
+        let doctor = vec![seg(
+            0,
+            9000,
+            &[
+                (" Any", 0, 300),
+                (" pain", 300, 700),
+                (",", 700, 720),
+                (" please", 6000, 6400),
+                (" rest", 6400, 6900),
+                (".", 6900, 6950),
+            ],
+        )];
+        let patient = vec![seg(
+            2000,
+            4000,
+            &[
+                (" No", 2000, 2300),
+                (" pain", 2300, 2800),
+                (".", 2800, 2850),
+            ],
+        )];
+        let out = build_output("x", &Recognized::Channels(vec![doctor, patient]));
+        assert_eq!(
+            out.results.transcripts[0].transcript,
+            "Any pain, No pain. please rest."
+        );
     }
 
     #[test]
