@@ -339,7 +339,10 @@ mod tests {
     fn roles_stand_beside_the_speaker_labels() {
         let visit = visit(&document());
         assert_eq!(visit.speakers, vec!["ch_0 clinician", "ch_1 patient"]);
-        assert_eq!(visit.turns[0].role, None, "the turn itself carries no role here");
+        assert_eq!(
+            visit.turns[0].role, None,
+            "the turn itself carries no role here"
+        );
         assert_eq!(visit.turns[1].role.as_deref(), Some("patient"));
         let lisinopril = visit
             .findings
