@@ -468,7 +468,12 @@ impl VoiceEncoder {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_default())
+                // A worker's panic is a bug: re-raise it rather than leave its windows without
+                // embeddings (zero vectors would silently become a "speaker").
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
                 .collect()
         });
         for (i, embedding) in results.into_iter().flatten() {
