@@ -16,7 +16,7 @@ use telepipe_local::nlp::OfflineNlp;
 use telepipe_local::runtime::{DirLock, LocalError, Pipeline, RECORDINGS_BUCKET};
 use telepipe_local::sessions::{Outbox, OutboxCopy};
 use telepipe_local::status::{self, RecordingStatus};
-use telepipe_whisper::diarize::VoiceEncoder;
+use telepipe_whisper::diarize::{VoiceEncoder, DEFAULT_MAX_SPEAKERS};
 use telepipe_whisper::{WhisperEngine, WhisperOptions};
 
 #[derive(Debug, Args)]
@@ -50,7 +50,7 @@ pub struct EngineArgs {
     #[arg(long, env = "TELEPIPE_NO_DIARIZATION")]
     no_diarization: bool,
     /// Most speakers diarization may find in one mono recording.
-    #[arg(long, env = "TELEPIPE_MAX_SPEAKERS", default_value_t = 4)]
+    #[arg(long, env = "TELEPIPE_MAX_SPEAKERS", default_value_t = DEFAULT_MAX_SPEAKERS)]
     max_speakers: usize,
     /// Vocabulary prompt for Whisper (drug and condition names).
     #[arg(long, env = "TELEPIPE_WHISPER_PROMPT")]

@@ -57,6 +57,10 @@ pub const MERGE_SIMILARITY: f32 = 0.65;
 pub const MIN_CLUSTER_SHARE: f32 = 0.05;
 /// A turn shorter than this joins the neighbouring turn it is most like.
 pub const MIN_TURN_MS: u64 = 400;
+/// Turns of one speaker less than this far apart become one turn.
+const SAME_SPEAKER_JOIN_MS: u64 = 1_000;
+/// The most speakers a recording is split into unless the caller says otherwise.
+pub const DEFAULT_MAX_SPEAKERS: usize = 4;
 /// Windows per batch through the LSTM: bounds memory (about 42 MB of gate inputs).
 const BATCH: usize = 64;
 const TARGET_DBFS: f64 = -30.0;
@@ -97,6 +101,20 @@ impl std::fmt::Debug for VoiceEncoder {
 
 /// Reads the tensors of a safetensors file (float32 only): an 8-byte little-endian header
 /// length, a JSON header of `{name: {dtype, shape, data_offsets}}`, then the data.
+/// A header entry's list of integers (`shape`, `data_offsets`); empty when absent.
+fn usize_list(info: &serde_json::Value, key: &str) -> Vec<usize> {
+    info.get(key)
+        .and_then(|v| v.as_array())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|d| d.as_u64())
+                .map(|d| d as usize)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Tensors by name: shape and float32 values.
 type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
 
@@ -111,12 +129,16 @@ fn read_safetensors(path: &Path) -> Result<Tensors, WhisperError> {
         .get(..8)
         .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
         .ok_or_else(|| bad("is not a safetensors file (too short)".into()))?;
+    // A crafted length must not overflow: checked, then bounds-checked by `get`.
+    let data_start = header_len
+        .checked_add(8)
+        .ok_or_else(|| bad("has an impossible header length".into()))?;
     let header = bytes
-        .get(8..8 + header_len)
+        .get(8..data_start)
         .ok_or_else(|| bad("is truncated (header)".into()))?;
     let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header)
         .map_err(|e| bad(format!("has an unreadable header ({e})")))?;
-    let data = &bytes[8 + header_len..];
+    let data = &bytes[data_start..];
     let mut tensors = HashMap::new();
     for (name, info) in header {
         if name == "__metadata__" {
@@ -125,26 +147,8 @@ fn read_safetensors(path: &Path) -> Result<Tensors, WhisperError> {
         if info.get("dtype").and_then(|d| d.as_str()) != Some("F32") {
             return Err(bad(format!("tensor {name} is not F32")));
         }
-        let shape: Vec<usize> = info
-            .get("shape")
-            .and_then(|s| s.as_array())
-            .map(|dims| {
-                dims.iter()
-                    .filter_map(|d| d.as_u64())
-                    .map(|d| d as usize)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let offsets: Vec<usize> = info
-            .get("data_offsets")
-            .and_then(|s| s.as_array())
-            .map(|o| {
-                o.iter()
-                    .filter_map(|d| d.as_u64())
-                    .map(|d| d as usize)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let shape = usize_list(&info, "shape");
+        let offsets = usize_list(&info, "data_offsets");
         let [from, to] = offsets[..] else {
             return Err(bad(format!("tensor {name} has no data offsets")));
         };
@@ -685,7 +689,7 @@ fn fill_gaps(labels: &mut [Option<usize>]) {
 }
 
 /// Turns shorter than [`MIN_TURN_MS`] take the speaker of the turn before them (the one after,
-/// for the first); same-speaker turns less than a second apart become one.
+/// for the first); same-speaker turns closer than [`SAME_SPEAKER_JOIN_MS`] become one.
 fn absorb_short_turns(turns: &mut Vec<SpeakerTurn>) {
     let mut i = 0;
     while turns.len() > 1 && i < turns.len() {
@@ -700,7 +704,10 @@ fn absorb_short_turns(turns: &mut Vec<SpeakerTurn>) {
         let mut merged: Vec<SpeakerTurn> = Vec::with_capacity(turns.len());
         for t in turns.drain(..) {
             match merged.last_mut() {
-                Some(last) if last.speaker == t.speaker && t.start_ms <= last.end_ms + 1_000 => {
+                Some(last)
+                    if last.speaker == t.speaker
+                        && t.start_ms <= last.end_ms + SAME_SPEAKER_JOIN_MS =>
+                {
                     last.end_ms = last.end_ms.max(t.end_ms);
                 }
                 _ => merged.push(t),

@@ -27,11 +27,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use telepipe_events::transcribe::TranscribeOutput;
-use telepipe_whisper::diarize::VoiceEncoder;
+use telepipe_whisper::diarize::{VoiceEncoder, DEFAULT_MAX_SPEAKERS as MAX_SPEAKERS};
 use telepipe_whisper::{decode_wav, WhisperEngine, WhisperOptions};
-
-/// Speakers a diarized recording may have (the CLI's default too).
-const MAX_SPEAKERS: usize = 4;
 
 struct Args {
     model: PathBuf,
