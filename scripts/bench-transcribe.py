@@ -17,6 +17,8 @@ Engines:
   telepipe-f16  the same on float16 weights (what telepipe ran before issue 14)
   fw-int8       faster-whisper, compute_type int8, cpu_threads --cores
   fw-float32    faster-whisper, compute_type float32, cpu_threads --cores
+  fw-int8-words fw-int8 with word_timestamps=True: the word times telepipe always produces
+                (its speaker mapping needs them), made by faster-whisper's own DTW pass
 
 WER: words are lower-cased, punctuation dropped, hyphens split and "mg" read as "milligrams"
 (Whisper writes doses as "500 mg", the script says "500 milligrams"); then the word-level edit
@@ -32,7 +34,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGINES = ("telepipe", "telepipe-f16", "fw-int8", "fw-float32")
+ENGINES = ("telepipe", "telepipe-f16", "fw-int8", "fw-int8-words", "fw-float32")
 
 
 def words(text: str) -> list[str]:
@@ -77,9 +79,11 @@ def command_for(engine: str, model: str, prompt: str | None, args, audio: Path) 
         if prompt is None:
             cmd.append("--no-prompt")
         return cmd + [str(audio)]
-    compute = engine.removeprefix("fw-")
+    compute = engine.removeprefix("fw-").removesuffix("-words")
     cmd = [str(ROOT / ".venv-bench/bin/python"), str(ROOT / "scripts/bench_faster_whisper.py")]
     cmd += [str(models / f"ct2-{model}"), str(audio), "--compute-type", compute]
+    if engine.endswith("-words"):
+        cmd.append("--word-timestamps")
     cmd += ["--threads", str(args.cores), "--runs", str(args.runs)]
     if prompt is not None:
         cmd += ["--prompt", prompt]
@@ -132,7 +136,7 @@ def main() -> int:
                     "transcript": result["transcript"],
                 }
                 rows.append(row)
-                print(f"  {model:8} {prompt_choice:7} {engine:13} {row['wall_s']:6.2f} s  WER {row['wer']:.3f}", file=sys.stderr)
+                print(f"  {model:8} {prompt_choice:7} {engine:14} {row['wall_s']:6.2f} s  WER {row['wer']:.3f}", file=sys.stderr)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"audio": str(audio), "audio_s": audio_s, "runs": args.runs, "cores": args.cores, "rows": rows}, indent=1))

