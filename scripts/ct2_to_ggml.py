@@ -393,7 +393,7 @@ def quantize_q5_0(array: np.ndarray) -> bytes:
 
 
 def dequantize(ttype: int, raw: bytes, shape: tuple[int, ...]) -> np.ndarray:
-    """Float32 values of a tensor's stored bytes (used by the tests and --verify --load)."""
+    """Float32 values of a tensor's stored bytes (used by the tests)."""
     if ttype == GGML_F32:
         return np.frombuffer(raw, dtype="<f4").reshape(shape)
     if ttype == GGML_F16:

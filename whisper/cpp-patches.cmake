@@ -10,7 +10,8 @@
 # cannot silently drop an edit. After changing this file, `cargo clean -p whisper-rs-sys`
 # (cargo does not know the build depends on it).
 #
-# Measured in BENCHMARKS.md ("whisper.cpp edits"); each edit says why it exists.
+# Measured in BENCHMARKS.md ("Offline transcription against faster-whisper", one row per
+# edit); each edit says why it exists.
 
 if(NOT PROJECT_NAME STREQUAL "whisper.cpp")
   return()

@@ -75,6 +75,19 @@ pub enum SpeakerRole {
     Patient,
 }
 
+impl ResultsDocument {
+    /// Each speaker label with its role beside it, when there is one ("spk_0 clinician").
+    pub fn speakers_with_roles(&self) -> Vec<String> {
+        self.speakers
+            .iter()
+            .map(|label| match self.speaker_roles.get(label) {
+                Some(role) => format!("{label} {}", role.as_str()),
+                None => label.clone(),
+            })
+            .collect()
+    }
+}
+
 impl SpeakerRole {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -280,14 +280,7 @@ fn outcome<N: ClinicalNlp, E: SpeechToText>(
     drugs.sort();
     drugs.dedup();
     outcome.drugs = drugs;
-    outcome.speakers = doc
-        .speakers
-        .iter()
-        .map(|label| match doc.speaker_roles.get(label) {
-            Some(role) => format!("{label} {}", role.as_str()),
-            None => label.clone(),
-        })
-        .collect();
+    outcome.speakers = doc.speakers_with_roles();
     outcome.words = Some(doc.text.split_whitespace().count());
     outcome.conditions = Some(count("MEDICAL_CONDITION"));
     outcome.medications = Some(count("MEDICATION"));

@@ -193,7 +193,7 @@ async fn a_mono_two_voice_visit_is_diarized_and_the_patients_drugs_are_the_patie
 
     let docs = results_of(&dir, "sess-mono");
     let doc = docs.first().expect("a results document");
-    eprintln!("{:?} {:?}: {}", doc.speakers, doc.speaker_roles, doc.text);
+    eprintln!("{:?} {:?}", doc.speakers, doc.speaker_roles);
     assert_eq!(doc.speakers.len(), 2, "two speakers: {:?}", doc.speakers);
     let role_of = |label: &str| doc.speaker_roles.get(label).map(|r| r.as_str());
     let clinician = doc

@@ -133,8 +133,8 @@ const REGION_PAD_MS: u64 = 60;
 
 /// Where a 16 kHz track has speech, as `[start, end)` millisecond ranges, by frame energy.
 ///
-/// Used to correct word times and to skip a channel with no sound at all; the audio given to
-/// Whisper is never cut. Empty when the track is silent (peak frame RMS under 1e-4, about
+/// Used to pack speech into Whisper chunks, to correct word times and to skip a channel with
+/// no sound at all. Empty when the track is silent (peak frame RMS under 1e-4, about
 /// -80 dBFS). A frame is speech when
 /// its RMS is above both 12 dB over the track's noise floor (10th percentile frame) and
 /// 34 dB under its loudest frame; gaps shorter than 300 ms are bridged. Steady loud noise

@@ -267,39 +267,30 @@ mod imp {
             let audio_ms = samples.len() as u64 * 1000 / u64::from(WHISPER_SAMPLE_RATE);
             let chunks = plan_chunks(samples, &speech, MAX_CHUNK_MS);
             let workers = options.jobs.clamp(1, chunks.len());
+            // Every worker's decoding state is made before any starts: a failure is one error,
+            // and every chunk is then recognised by some worker.
+            let states = (0..workers)
+                .map(|_| self.ctx.create_state().map_err(inference))
+                .collect::<Result<Vec<_>, _>>()?;
             let next = AtomicUsize::new(0);
             let results: Mutex<Vec<ChunkOutcome>> =
                 Mutex::new((0..chunks.len()).map(|_| None).collect());
             std::thread::scope(|scope| {
-                for _ in 0..workers {
-                    scope.spawn(|| {
-                        let mut state = match self.ctx.create_state() {
-                            Ok(state) => state,
-                            Err(e) => {
-                                let i = next.fetch_add(1, Ordering::SeqCst);
-                                if let Some(slot) = results.lock().unwrap().get_mut(i) {
-                                    *slot = Some(Err(inference(e)));
-                                }
-                                return;
-                            }
-                        };
-                        loop {
-                            let i = next.fetch_add(1, Ordering::SeqCst);
-                            let Some(chunk) = chunks.get(i) else { break };
-                            let outcome = self
-                                .recognize_window(&mut state, &chunk.audio(samples), options)
-                                .map(|segments| to_track_clock(segments, chunk));
-                            results.lock().unwrap()[i] = Some(outcome);
-                        }
+                for mut state in states {
+                    let (next, results, chunks) = (&next, &results, &chunks);
+                    scope.spawn(move || loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(chunk) = chunks.get(i) else { break };
+                        let outcome = self
+                            .recognize_window(&mut state, &chunk.audio(samples), options)
+                            .map(|segments| to_track_clock(segments, chunk));
+                        results.lock().unwrap()[i] = Some(outcome);
                     });
                 }
             });
             let mut segments = Vec::new();
             for outcome in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
-                // A chunk no worker reached (its worker failed to start) is an error too.
-                segments.extend(outcome.unwrap_or_else(|| {
-                    Err(WhisperError::Inference("a chunk was not recognised".into()))
-                })?);
+                segments.extend(outcome.expect("the workers take every chunk before they stop")?);
             }
             place_tokens(&mut segments, &speech, audio_ms);
             Ok(segments)
@@ -397,7 +388,6 @@ mod imp {
             segment.end_ms = chunk.to_track_ms(segment.end_ms).max(segment.start_ms);
             for token in &mut segment.tokens {
                 token.start_ms = chunk.to_track_ms(token.start_ms);
-                token.end_ms = token.start_ms;
             }
         }
         segments

@@ -166,7 +166,7 @@ fn diarized_results(segments: &[RecognizedSegment], turns: &[SpeakerTurn]) -> Re
     let words: Vec<Word> = channel_words(segments).into_iter().flatten().collect();
     let mut numbering: Vec<usize> = Vec::new();
     let mut current: Option<String> = None;
-    let labels: Vec<Option<String>> = words
+    let labels: Vec<String> = words
         .iter()
         .map(|w| {
             if let (Some(start), Some(end)) = (w.start_ms, w.end_ms) {
@@ -181,20 +181,20 @@ fn diarized_results(segments: &[RecognizedSegment], turns: &[SpeakerTurn]) -> Re
                     current = Some(format!("spk_{n}"));
                 }
             }
-            current.clone().or_else(|| Some(SPEAKER.to_string()))
+            current.clone().unwrap_or_else(|| SPEAKER.to_string())
         })
         .collect();
     let items = words
         .iter()
         .zip(&labels)
-        .map(|(w, label)| item(w, label.as_deref(), None))
+        .map(|(w, label)| item(w, Some(label.as_str()), None))
         .collect();
     let mut speaker_segments: Vec<Segment> = Vec::new();
     for (word, label) in words.iter().zip(&labels) {
         if word.kind != WordKind::Pronunciation {
             continue;
         }
-        let label = label.clone().unwrap_or_else(|| SPEAKER.to_string());
+        let label = label.clone();
         let entry = SegmentItem {
             start_time: word.start_ms,
             end_time: word.end_ms,

@@ -273,15 +273,7 @@ pub fn visit(document: &ResultsDocument) -> Visit {
         session_id: document.session_id.clone(),
         job_name: document.job_name.clone(),
         duration_ms: document.duration_ms,
-        // Each label with its role beside it, when there is one ("spk_0 clinician").
-        speakers: document
-            .speakers
-            .iter()
-            .map(|label| match document.speaker_roles.get(label) {
-                Some(role) => format!("{label} {}", role.as_str()),
-                None => label.clone(),
-            })
-            .collect(),
+        speakers: document.speakers_with_roles(),
         engine: document.engine.name.clone(),
         turns,
         summary: summary(&findings),
