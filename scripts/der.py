@@ -146,38 +146,32 @@ def load_hyp(path, items=False):
     return segments_from_transcribe(doc, path, items)
 
 
+def merge_spans(spans):
+    """[(start, end)] sorted, with overlapping or touching spans joined into one."""
+    out = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return [tuple(s) for s in out]
+
+
 def merge_by_speaker(segments):
     """{speaker: [(start, end)]}, each speaker's non-empty segments sorted, touching ones merged."""
     by = {}
     for who, start, end in segments:
         if end > start:
             by.setdefault(who, []).append((start, end))
-    merged = {}
-    for who, spans in by.items():
-        spans.sort()
-        out = [list(spans[0])]
-        for start, end in spans[1:]:
-            if start <= out[-1][1]:
-                out[-1][1] = max(out[-1][1], end)
-            else:
-                out.append([start, end])
-        merged[who] = [tuple(s) for s in out]
-    return merged
+    return {who: merge_spans(spans) for who, spans in by.items()}
 
 
 def no_score_zones(ref, collar_frames):
     """Merged [(start, end)] frame ranges within collar_frames of a reference boundary."""
     if collar_frames <= 0:
         return []
-    zones = sorted((max(0, b - collar_frames), b + collar_frames)
-                   for spans in ref.values() for span in spans for b in span)
-    out = []
-    for start, end in zones:
-        if out and start <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], end)
-        else:
-            out.append([start, end])
-    return [tuple(z) for z in out]
+    return merge_spans((max(0, b - collar_frames), b + collar_frames)
+                       for spans in ref.values() for span in spans for b in span)
 
 
 def scored_intervals(ref, hyp, collar_frames):

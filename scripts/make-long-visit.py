@@ -28,23 +28,25 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 import wave
+from functools import partial
 from pathlib import Path
 
+import visit_synth
+from visit_synth import RATE, TRIM, ms
+
 ROOT = Path(__file__).resolve().parent.parent
+PROG = "make-long-visit"
 WAV_NAME = "visit-long.wav"
 JSON_NAME = "visit-long.json"
-RATE = 16000
 VOICES = {"doctor": "en-us+m3", "patient": "en-us+f3"}
 SPEED = 160  # words per minute, as in make-samples.sh
 GAP_CYCLE = (0.3, 0.5, 0.8)  # seconds of silence after turn i is GAP_CYCLE[i % 3] ...
 # ... unless a PAUSE entry follows the turn, in which case its length replaces the gap.
 SOX = ["sox", "-D", "-R", "-V1"]
-TRIM = ["silence", "1", "0.01", "0.1%", "reverse", "silence", "1", "0.01", "0.1%", "reverse"]
 
 D, P, PAUSE = "doctor", "patient", "pause"
 
@@ -162,9 +164,7 @@ DIALOGUE = [
 ]
 
 
-def fail(msg):
-    print(f"make-long-visit: {msg}", file=sys.stderr)
-    sys.exit(1)
+fail = partial(visit_synth.fail, PROG)
 
 
 def script_sha256():
@@ -183,28 +183,14 @@ def up_to_date(out, sha):
         return False
 
 
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        fail(f"{cmd[0]} failed ({r.returncode}): {r.stderr.strip()}")
-
-
 def speak(voice, text, tmp, n):
     """One turn as 16 kHz mono 16-bit samples (bytes), leading/trailing silence trimmed."""
     raw, out = tmp / f"raw{n}.wav", tmp / f"turn{n}.wav"
-    run(["espeak-ng", "-v", voice, "-s", str(SPEED), "-w", str(raw), text])
-    run(SOX + [str(raw), "-r", str(RATE), "-b", "16", "-c", "1", str(out)] + TRIM)
-    with wave.open(str(out), "rb") as w:
-        if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, RATE):
-            fail(f"unexpected format from sox for turn {n}")
-        frames = w.readframes(w.getnframes())
+    visit_synth.synthesise(PROG, SOX, voice, SPEED, text, raw, out, TRIM, whole_command=False)
+    frames = visit_synth.read_wav(PROG, out, f"unexpected format from sox for turn {n}")
     if not frames:
         fail(f"turn {n} is empty after trimming: {text!r}")
     return frames
-
-
-def ms(samples):
-    return (samples * 1000 + RATE // 2) // RATE  # nearest millisecond
 
 
 def build(tmp):
@@ -237,9 +223,7 @@ def main():
     if len(sys.argv) > 2:
         fail("usage: scripts/make-long-visit.py [OUT_DIR=data/bench]")
     out = Path(sys.argv[1]) if len(sys.argv) == 2 else ROOT / "data" / "bench"
-    for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            fail(f"{tool} not found; run scripts/setup-whisper.sh")
+    visit_synth.require_tools(PROG)
     sha = script_sha256()
     if up_to_date(out, sha):
         print(f"make-long-visit: {out / WAV_NAME} up to date")

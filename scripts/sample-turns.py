@@ -30,30 +30,23 @@ rounded to the nearest millisecond from sample counts.
 import json
 import re
 import shlex
-import shutil
-import subprocess
 import sys
 import tempfile
-import wave
+from functools import partial
 from pathlib import Path
+
+import visit_synth
+from visit_synth import RATE, TRIM, ms
 
 ROOT = Path(__file__).resolve().parent.parent
 MAKE_SAMPLES = ROOT / "scripts" / "make-samples.sh"
 SAMPLES = ROOT / "samples"
-RATE = 16000
-TRIM = ["silence", "1", "0.01", "0.1%", "reverse", "silence", "1", "0.01", "0.1%", "reverse"]
 SPEAKERS = {"D": "doctor", "P": "patient"}
+PROG = "sample-turns"
 
-
-def fail(msg):
-    print(f"sample-turns: {msg}", file=sys.stderr)
-    sys.exit(1)
-
-
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        fail(f"{shlex.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+fail = partial(visit_synth.fail, PROG)
+run = partial(visit_synth.run, PROG)
+read_wav = partial(visit_synth.read_wav, PROG)
 
 
 def read_make_samples():
@@ -73,7 +66,8 @@ def read_make_samples():
         "gap": setting("GAP", r"([0-9.]+)"),
         "sox": shlex.split(setting("SOX", r"\(([^)]*)\)")),
     }
-    # Sanity: the commands below copy speak() and the gap line; make sure they still read so.
+    # Sanity: the commands below (and visit_synth.synthesise) copy speak() and the gap line; make
+    # sure they still read so.
     for expected in ('espeak-ng -v "$1" -s "$SPEED" -w "$TMP/raw.wav" "$2"',
                      '"${SOX[@]}" "$TMP/raw.wav" -r 16000 -b 16 -c 1 "$3"',
                      '"${SOX[@]}" -n -r 16000 -b 16 -c 1 "$TMP/gap1.wav" trim 0 "$GAP"',
@@ -107,17 +101,6 @@ def read_make_samples():
     return config, conversations
 
 
-def read_wav(path):
-    with wave.open(str(path), "rb") as w:
-        if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, RATE):
-            fail(f"{path}: not 16 kHz mono 16-bit")
-        return w.readframes(w.getnframes())
-
-
-def ms(samples):
-    return (samples * 1000 + RATE // 2) // RATE  # nearest millisecond, as make-long-visit.py
-
-
 def trimmed_span(config, turn_wav, frames, tmp):
     """(first, end) sample of the turn's speech: sox's silence trim, checked to be a slice."""
     lead_wav, both_wav = tmp / "lead.wav", tmp / "both.wav"
@@ -141,8 +124,7 @@ def reconstruct(config, name, turns, tmp):
     parts, pieces = [], []
     for n, (who, said) in enumerate(turns, 1):
         raw, turn_wav = tmp / "raw.wav", tmp / f"turn{n}.wav"
-        run(["espeak-ng", "-v", config[who], "-s", config["speed"], "-w", str(raw), said])
-        run(sox + [str(raw), "-r", "16000", "-b", "16", "-c", "1", str(turn_wav)])
+        visit_synth.synthesise(PROG, sox, config[who], config["speed"], said, raw, turn_wav)
         parts += [str(turn_wav), str(gap_wav)]
         pieces.append(read_wav(turn_wav))
     parts.pop()
@@ -183,9 +165,7 @@ def main():
     check = sys.argv[1:] == ["--check"]
     if sys.argv[1:] and not check:
         fail("usage: scripts/sample-turns.py [--check]")
-    for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            fail(f"{tool} not found; run scripts/setup-whisper.sh")
+    visit_synth.require_tools(PROG)
     config, conversations = read_make_samples()
     stale = 0
     with tempfile.TemporaryDirectory(prefix="sample-turns.") as tmp:

@@ -447,8 +447,6 @@ async fn dispatch(command: Command, printer: Printer) -> CommandResult {
 }
 
 fn main() -> ExitCode {
-    // Before anything else: OpenBLAS (under whisper.cpp) reads its kernel choice at load time.
-    telepipe_whisper::blas::select_cpu_kernels();
     // Usage errors exit 2 and --help/--version 0 (clap's own exits).
     let matches = Cli::command().get_matches();
     if args::both_places(&matches) {
@@ -460,6 +458,11 @@ fn main() -> ExitCode {
             .exit();
     }
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if matches!(cli.command, Command::Demo { .. } | Command::Run { .. }) {
+        // Before any work: OpenBLAS (under whisper.cpp) reads its kernel choice at load time,
+        // so only the commands that transcribe pay for the re-execution this may take.
+        telepipe_whisper::blas::select_cpu_kernels();
+    }
     let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(telepipe_workers::telemetry::filter(&level))

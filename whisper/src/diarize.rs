@@ -377,9 +377,22 @@ impl VoiceEncoder {
         self.embed_windows(mel, &[start], frames).row(0).to_vec()
     }
 
-    /// Diarizes a 16 kHz mono track into at most `max_speakers` speakers.
+    /// Diarizes a 16 kHz mono track into at most `max_speakers` speakers, on as many threads as
+    /// the machine has cores.
     pub fn diarize(&self, samples: &[f32], max_speakers: usize) -> Vec<SpeakerTurn> {
-        let speech = speech_regions(samples);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.diarize_regions(samples, &speech_regions(samples), max_speakers, cores)
+    }
+
+    /// Diarizes a track whose speech regions (from [`speech_regions`]) are known already, on at
+    /// most `workers` threads.
+    pub fn diarize_regions(
+        &self,
+        samples: &[f32],
+        speech: &[(u64, u64)],
+        max_speakers: usize,
+        workers: usize,
+    ) -> Vec<SpeakerTurn> {
         if speech.is_empty() {
             return Vec::new();
         }
@@ -387,7 +400,7 @@ impl VoiceEncoder {
         let n_frames = mel.nrows();
         // Windows: (first frame, length in frames).
         let mut windows: Vec<(usize, usize)> = Vec::new();
-        for &(start_ms, end_ms) in &speech {
+        for &(start_ms, end_ms) in speech {
             let first = (start_ms / 10) as usize;
             let last = ((end_ms / 10) as usize).min(n_frames);
             let len = last.saturating_sub(first);
@@ -418,7 +431,7 @@ impl VoiceEncoder {
                 })
                 .collect();
         }
-        let embeddings = self.embed_all(mel.view(), &windows);
+        let embeddings = self.embed_all(mel.view(), &windows, workers);
         // Short windows ("Yes.", "Better.") give noisy embeddings that would form clusters of
         // their own: the speakers are found from the full-length windows, and every window
         // then takes the speaker whose windows its voice is most like on average.
@@ -432,11 +445,16 @@ impl VoiceEncoder {
         } else {
             cluster(&embeddings, max_speakers.max(1))
         };
-        turns_from_windows(&speech, &windows, &labels)
+        turns_from_windows(speech, &windows, &labels)
     }
 
-    /// Embeddings of all windows, batched by length, spread over the machine's cores.
-    fn embed_all(&self, mel: ArrayView2<f32>, windows: &[(usize, usize)]) -> Array2<f32> {
+    /// Embeddings of all windows, batched by length, spread over at most `workers` threads.
+    fn embed_all(
+        &self,
+        mel: ArrayView2<f32>,
+        windows: &[(usize, usize)],
+        workers: usize,
+    ) -> Array2<f32> {
         let mut by_length: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, &(_, len)) in windows.iter().enumerate() {
             by_length.entry(len).or_default().push(i);
@@ -447,10 +465,7 @@ impl VoiceEncoder {
                 batches.push((len, chunk.to_vec()));
             }
         }
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(batches.len())
-            .max(1);
+        let workers = workers.min(batches.len()).max(1);
         let mut out = Array2::<f32>::zeros((windows.len(), EMBEDDING));
         let results: Vec<Vec<(usize, Vec<f32>)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::audio::decode_wav;
+use crate::audio::{decode_wav, speech_regions};
 use crate::diarize::VoiceEncoder;
 use crate::ggml::{check_model_file, ModelInfo};
 use crate::transcript::{to_json, Recognized};
@@ -149,11 +149,19 @@ impl WhisperEngine {
         job_name: &str,
     ) -> Result<Vec<u8>, WhisperError> {
         let recognized = if audio.channels.len() == 1 {
-            let segments = self.inner.recognize(&audio.channels[0], &self.options)?;
+            let samples = &audio.channels[0];
+            // One voice-activity pass serves both the chunking and the diarization.
+            let speech = speech_regions(samples);
+            let segments = self.inner.recognize(samples, &speech, &self.options)?;
             match &self.voices {
                 Some((encoder, max_speakers)) => Recognized::Diarized {
                     segments,
-                    turns: encoder.diarize(&audio.channels[0], *max_speakers),
+                    turns: encoder.diarize_regions(
+                        samples,
+                        &speech,
+                        *max_speakers,
+                        self.options.jobs,
+                    ),
                 },
                 None => Recognized::Mono(segments),
             }
@@ -162,7 +170,10 @@ impl WhisperEngine {
                 audio
                     .channels
                     .iter()
-                    .map(|track| self.inner.recognize(track, &self.options))
+                    .map(|track| {
+                        self.inner
+                            .recognize(track, &speech_regions(track), &self.options)
+                    })
                     .collect::<Result<_, _>>()?,
             )
         };
@@ -183,7 +194,6 @@ mod imp {
     };
 
     use super::WhisperOptions;
-    use crate::audio::speech_regions;
     use crate::audio::WHISPER_SAMPLE_RATE;
     use crate::chunks::{plan_chunks, Chunk, MAX_CHUNK_MS};
     use crate::ggml::ModelInfo;
@@ -253,19 +263,21 @@ mod imp {
         /// The speech is packed into chunks ([`crate::chunks`]) and the chunks are recognised
         /// by up to `options.jobs` workers at once, each with its own decoding state and
         /// `options.threads` threads; their tokens are put back on the track's clock.
+        /// Recognises a track whose speech regions are `speech` (from
+        /// [`crate::audio::speech_regions`]).
         pub(super) fn recognize(
             &self,
             samples: &[f32],
+            speech: &[(u64, u64)],
             options: &WhisperOptions,
         ) -> Result<Vec<RecognizedSegment>, WhisperError> {
             // A muted channel (or a silent file) is not sent to Whisper at all: it costs a
             // full pass and Whisper hallucinates on silence ("you", "Thank you.").
-            let speech = speech_regions(samples);
             if speech.is_empty() {
                 return Ok(Vec::new());
             }
             let audio_ms = samples.len() as u64 * 1000 / u64::from(WHISPER_SAMPLE_RATE);
-            let chunks = plan_chunks(samples, &speech, MAX_CHUNK_MS);
+            let chunks = plan_chunks(samples, speech, MAX_CHUNK_MS);
             let workers = options.jobs.clamp(1, chunks.len());
             // Every worker's decoding state is made before any starts: a failure is one error,
             // and every chunk is then recognised by some worker.
@@ -292,7 +304,7 @@ mod imp {
             for outcome in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
                 segments.extend(outcome.expect("the workers take every chunk before they stop")?);
             }
-            place_tokens(&mut segments, &speech, audio_ms);
+            place_tokens(&mut segments, speech, audio_ms);
             Ok(segments)
         }
 
@@ -415,6 +427,7 @@ mod imp {
         pub(super) fn recognize(
             &self,
             _samples: &[f32],
+            _speech: &[(u64, u64)],
             _options: &WhisperOptions,
         ) -> Result<Vec<RecognizedSegment>, WhisperError> {
             match *self {}

@@ -133,28 +133,7 @@ async fn transcript_becomes_a_results_document_with_speakers_and_times() {
 }
 
 #[tokio::test]
-async fn the_doctor_and_patient_are_told_apart() {
-    let world = World::new();
-    world
-        .store
-        .insert(TRANSCRIPTS, KEY, transcript(200, SynthLabels::Speakers));
-    handle_message(&world.ports(), &config(), &notification(KEY))
-        .await
-        .unwrap();
-    let doc = world.results();
-    // The synthetic doctor asks about chest pain; the patient reports taking aspirin.
-    let speaker_of = |text: &str| {
-        doc.entities
-            .iter()
-            .find(|e| e.text == text)
-            .and_then(|e| e.speaker.clone())
-    };
-    assert_eq!(speaker_of("chest pain").as_deref(), Some("spk_0"));
-    assert_eq!(speaker_of("aspirin").as_deref(), Some("spk_1"));
-}
-
-#[tokio::test]
-async fn speaker_roles_sit_beside_the_raw_labels() {
+async fn the_doctor_and_patient_are_told_apart_and_named_beside_their_labels() {
     let world = World::new();
     world
         .store
@@ -174,14 +153,22 @@ async fn speaker_roles_sit_beside_the_raw_labels() {
     for turn in &doc.turns {
         assert_eq!(turn.role, doc.speaker_roles.get(&turn.speaker).copied());
     }
-    // The patient reports taking aspirin: the entity keeps its label and gains the role.
-    let aspirin = doc
-        .entities
-        .iter()
-        .find(|e| e.text == "aspirin")
-        .expect("aspirin found");
-    assert_eq!(aspirin.speaker.as_deref(), Some("spk_1"));
-    assert_eq!(aspirin.role, Some(SpeakerRole::Patient));
+    // The synthetic doctor asks about chest pain; the patient reports taking aspirin. Each
+    // entity keeps its speaker's label and gains the role.
+    let entity_said = |text: &str| {
+        let entity = doc.entities.iter().find(|e| e.text == text);
+        entity.unwrap_or_else(|| panic!("{text} found"))
+    };
+    let chest_pain = entity_said("chest pain");
+    assert_eq!(
+        (chest_pain.speaker.as_deref(), chest_pain.role),
+        (Some("spk_0"), Some(SpeakerRole::Clinician))
+    );
+    let aspirin = entity_said("aspirin");
+    assert_eq!(
+        (aspirin.speaker.as_deref(), aspirin.role),
+        (Some("spk_1"), Some(SpeakerRole::Patient))
+    );
     let json: serde_json::Value = serde_json::to_value(&doc).unwrap();
     let entity = json["entities"]
         .as_array()

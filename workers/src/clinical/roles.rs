@@ -76,8 +76,8 @@ const IMPERATIVE_OPENERS: &[&str] = &[
     "hold",
 ];
 
-/// Clinician language anywhere in a sentence: plans, orders, prescribing. None contains
-/// another, so a phrase is counted once.
+/// Clinician language anywhere in a sentence: plans, orders, prescribing. Where phrases
+/// overlap ("going to prescribe", "prescribe") the longest counts, once ([`count_phrases`]).
 const CLINICIAN_PHRASES: &[&str] = &[
     "going to prescribe",
     "going to order",
@@ -108,7 +108,7 @@ const CLINICIAN_PHRASES: &[&str] = &[
     "milligrams",
 ];
 
-/// First-person experience: symptoms, history, own medication. None contains another.
+/// First-person experience: symptoms, history, own medication (counted as above).
 const PATIENT_PHRASES: &[&str] = &[
     "i have",
     "i've been",
@@ -270,12 +270,9 @@ fn sentence_cues(sentence: &Sentence) -> (u32, u32) {
     if opens_with(IMPERATIVE_OPENERS) {
         clinician += 1;
     }
-    clinician += CLINICIAN_PHRASES
-        .iter()
-        .map(|p| count_phrase(&words, p))
-        .sum::<u32>();
+    clinician += count_phrases(&words, CLINICIAN_PHRASES);
     // Second person once per sentence, courtesies aside.
-    let neutral: u32 = NEUTRAL_YOU.iter().map(|p| count_phrase(&words, p)).sum();
+    let neutral = count_phrases(&words, NEUTRAL_YOU);
     let you = words
         .iter()
         .filter(|w| matches!(**w, "you" | "your" | "you're" | "you've" | "yourself"))
@@ -283,10 +280,7 @@ fn sentence_cues(sentence: &Sentence) -> (u32, u32) {
     if you > neutral {
         clinician += 1;
     }
-    let patient = PATIENT_PHRASES
-        .iter()
-        .map(|p| count_phrase(&words, p))
-        .sum();
+    let patient = count_phrases(&words, PATIENT_PHRASES);
     (clinician, patient)
 }
 
@@ -297,11 +291,27 @@ fn starts_with_phrase(words: &[&str], phrase: &str) -> bool {
         .all(|(i, p)| words.get(i) == Some(&p))
 }
 
-/// Whole-word occurrences of `phrase` in `words`.
-fn count_phrase(words: &[&str], phrase: &str) -> u32 {
-    (0..words.len())
-        .filter(|&i| starts_with_phrase(&words[i..], phrase))
-        .count() as u32
+/// Whole-word occurrences of `table`'s phrases in `words`, left to right: where several
+/// start at a word the longest is counted and its words are not read again, so "going to
+/// prescribe" is one cue, not two.
+fn count_phrases(words: &[&str], table: &[&str]) -> u32 {
+    let mut count = 0;
+    let mut at = 0;
+    while at < words.len() {
+        let longest = table
+            .iter()
+            .filter(|p| starts_with_phrase(&words[at..], p))
+            .map(|p| p.split(' ').count())
+            .max();
+        match longest {
+            Some(length) => {
+                count += 1;
+                at += length;
+            }
+            None => at += 1,
+        }
+    }
+    count
 }
 
 #[cfg(test)]
@@ -427,5 +437,17 @@ mod tests {
         let split = sentences("How are you? Fine. really");
         assert_eq!(split.len(), 3);
         assert!(split[0].question_mark && !split[1].question_mark);
+    }
+
+    #[test]
+    fn overlapping_phrases_count_once() {
+        // "going to prescribe" holds "prescribe": one cue. "Prescribe" later is another.
+        let sentence = &sentences("So the plan is going to prescribe it, then prescribe more.")[0];
+        assert_eq!(sentence_cues(sentence), (2, 0));
+        assert_eq!(
+            count_phrases(&["i", "will", "i", "will"], CLINICIAN_PHRASES),
+            2
+        );
+        assert_eq!(count_phrases(&["nothing", "here"], CLINICIAN_PHRASES), 0);
     }
 }
