@@ -586,6 +586,26 @@ fn most_similar_after(
     best
 }
 
+/// Merges cluster `b` into `a`: members, liveness, and `a`'s summed similarities.
+fn merge_pair(
+    sums: &mut Array2<f32>,
+    members: &mut [Vec<usize>],
+    alive: &mut [bool],
+    a: usize,
+    b: usize,
+) {
+    let moved = std::mem::take(&mut members[b]);
+    members[a].extend(moved);
+    alive[b] = false;
+    for c in 0..alive.len() {
+        if alive[c] && c != a {
+            let merged = sums[[a, c]] + sums[[b, c]];
+            sums[[a, c]] = merged;
+            sums[[c, a]] = merged;
+        }
+    }
+}
+
 /// Merges the most similar pair of live clusters (the first pair `a < b` of equals; `b` into
 /// `a`) while its average similarity is at least [`MERGE_SIMILARITY`] or more than
 /// `max_clusters` are live. Each cluster keeps its most similar partner after it, so a merge
@@ -621,19 +641,9 @@ fn merge_most_similar(
         if similarity < MERGE_SIMILARITY && live <= max_clusters {
             break;
         }
-        // Merge b into a.
-        let moved = std::mem::take(&mut members[b]);
-        members[a].extend(moved);
-        alive[b] = false;
+        merge_pair(sums, members, alive, a, b);
         partner[b] = None;
         live -= 1;
-        for c in 0..n {
-            if alive[c] && c != a {
-                let merged = sums[[a, c]] + sums[[b, c]];
-                sums[[a, c]] = merged;
-                sums[[c, a]] = merged;
-            }
-        }
         partner[a] = most_similar_after(sums, members, alive, a);
         // Only clusters before b can have had a or b as their partner.
         for c in 0..b {
@@ -925,17 +935,8 @@ mod tests {
             if similarity < MERGE_SIMILARITY && live <= max_clusters {
                 break;
             }
-            let moved = std::mem::take(&mut members[b]);
-            members[a].extend(moved);
-            alive[b] = false;
+            merge_pair(sums, members, alive, a, b);
             live -= 1;
-            for c in 0..n {
-                if alive[c] && c != a {
-                    let merged = sums[[a, c]] + sums[[b, c]];
-                    sums[[a, c]] = merged;
-                    sums[[c, a]] = merged;
-                }
-            }
         }
     }
 
