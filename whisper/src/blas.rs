@@ -5,9 +5,9 @@
 //! on a model it does not know (virtual CPUs often report one) it falls back to its oldest
 //! x86-64 kernels ("Prescott"): on this project's machine a transcription then took 21.6 s
 //! instead of 13.2 s. The only way to choose is the `OPENBLAS_CORETYPE` environment variable,
-//! read at load time; so a program that transcribes calls [`select_cpu_kernels`] first thing:
-//! when the variable is unset it sets it from the CPU's own feature flags and re-executes the
-//! program, once. A variable set by the user is always left alone.
+//! read at load time; so a program that transcribes calls [`select_cpu_kernels`] before any
+//! work: when the variable is unset it sets it from the CPU's own feature flags and
+//! re-executes the program, once. A variable set by the user is always left alone.
 
 /// Marks the re-executed process, so a failed choice cannot loop.
 const REEXEC_MARK: &str = "TELEPIPE_BLAS_REEXEC";

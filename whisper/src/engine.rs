@@ -260,11 +260,11 @@ mod imp {
 
         /// Runs Whisper over one 16 kHz track; token times in ms from the track's start.
         ///
-        /// The speech is packed into chunks ([`crate::chunks`]) and the chunks are recognised
-        /// by up to `options.jobs` workers at once, each with its own decoding state and
-        /// `options.threads` threads; their tokens are put back on the track's clock.
-        /// Recognises a track whose speech regions are `speech` (from
-        /// [`crate::audio::speech_regions`]).
+        /// The track's speech regions (`speech`, from [`crate::audio::speech_regions`], which
+        /// the caller computes once for diarization too) are packed into chunks
+        /// ([`crate::chunks`]) and the chunks are recognised by up to `options.jobs` workers
+        /// at once, each with its own decoding state and `options.threads` threads; their
+        /// tokens are put back on the track's clock.
         pub(super) fn recognize(
             &self,
             samples: &[f32],
